@@ -1,0 +1,86 @@
+"""The exceptions parafactory raises, all under one root.
+
+::
+
+    ParafactoryError
+    ├── StageDefinitionError      a @stage/@aggregate declaration is wrong
+    ├── StageInputError           a stage's input is missing from record.state
+    ├── StageOutputError          a stage returned the wrong number of values
+    ├── PlanningStateError        record.state was read while planning
+    ├── StageFailedError          a stage raised; the worker's traceback is __cause__
+    │   └── WorkerDiedError       the process running a stage died
+    ├── UnpicklableStateError     a state value cannot travel to a worker
+    ├── BackendUnavailableError   an optional backend's dependency is missing
+    └── RunInterruptedError       Ctrl-C, SIGTERM or SIGHUP stopped a run
+
+Errors about one stage carry ``record_name`` and ``stage_name``.
+"""
+
+from __future__ import annotations
+
+
+class ParafactoryError(Exception):
+    """Root of every error parafactory raises on purpose."""
+
+
+class _StageContextError(ParafactoryError):
+    """An error about one stage run on one record."""
+
+    def __init__(self, message: str, *, record_name: str, stage_name: str) -> None:
+        super().__init__(message)
+        self.record_name = record_name
+        self.stage_name = stage_name
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments do not survive default exception pickling.
+        return (_rebuild, (type(self), str(self), self.record_name, self.stage_name))
+
+
+def _rebuild(
+    cls: type[_StageContextError], message: str, record_name: str, stage_name: str
+) -> _StageContextError:
+    return cls(message, record_name=record_name, stage_name=stage_name)
+
+
+class StageDefinitionError(ParafactoryError, TypeError):
+    """A ``@stage`` or ``@aggregate`` declaration does not match its function."""
+
+
+class StageInputError(_StageContextError, KeyError):
+    """A stage asked for an input that is not in ``record.state``."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class StageOutputError(_StageContextError, ValueError):
+    """A stage returned a number of values that does not match its ``outputs``."""
+
+
+class PlanningStateError(ParafactoryError, RuntimeError):
+    """``record.state`` was read while ``manager.run`` was planning the experiment."""
+
+
+class StageFailedError(_StageContextError):
+    """A stage raised during a run; the original traceback is the ``__cause__``."""
+
+
+class WorkerDiedError(StageFailedError):
+    """The worker process running a stage died (exit code, signal, out of memory)."""
+
+
+class UnpicklableStateError(ParafactoryError, TypeError):
+    """A record's state holds a value that cannot be sent to a worker process."""
+
+
+class BackendUnavailableError(ParafactoryError, ImportError):
+    """A backend was asked for whose optional dependency is not installed."""
+
+
+class RunInterruptedError(ParafactoryError, KeyboardInterrupt):
+    """A run was stopped by Ctrl-C, SIGTERM or SIGHUP; finished records are kept."""
+
+    def __init__(self, message: str, *, signal_name: str, finished: int) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.finished = finished

@@ -1,0 +1,93 @@
+"""Parameter sets and their hashes, compatible with curifactory's algorithm.
+
+A parameter set's hash is the hex of the sum, as integers, of one md5 per
+field: ``md5(f"{field}{representation}")``. ``name``, ``hash``, ``overwrite``,
+``hash_representations`` and fields set to ``None`` do not count; nested
+dataclasses recurse; callables are represented by their ``__qualname__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+HashFunction = Callable[[Any, Any], Any]
+"""``fn(param_set, value) -> representation``; ``None`` in its place skips the field."""
+
+_NEVER_HASHED = frozenset({"name", "hash", "overwrite", "hash_representations"})
+
+
+@dataclasses.dataclass
+class ExperimentParameters:
+    """Base class for a parameter set; subclass it as a ``@dataclass``.
+
+    >>> @dataclasses.dataclass
+    ... class MyParams(ExperimentParameters):
+    ...     some_scalar_multiplier: float = 1.0
+    >>> parameter_set_hash(MyParams(name="default"))
+    'fbfbde1db878403f89d2b0b9cdf4fbbd'
+    """
+
+    name: str = "UNNAMED"
+    hash: str | None = None
+    overwrite: bool = False
+    hash_representations: dict[str, HashFunction | None] = dataclasses.field(
+        default_factory=dict, repr=False
+    )
+
+    def set_hash_functions(self, **functions: HashFunction | None) -> None:
+        """Customise how fields are hashed: a function ``fn(self, value)``, or ``None`` to skip.
+
+        >>> params.set_hash_functions(seed=None, model=lambda self, m: m.kind)
+        """
+        unknown = set(functions) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(
+                f"set_hash_functions got {sorted(unknown)}, which are not fields of "
+                f"{type(self).__name__}; pass existing field names only"
+            )
+        self.hash_representations.update(functions)
+
+
+def parameter_set_hash(params: ExperimentParameters) -> str:
+    """The hash of ``params``: the one given explicitly, else one computed from its fields."""
+    if params.hash is not None:
+        return params.hash
+    return f"{_fields_hash_sum(params):x}"
+
+
+def _fields_hash_sum(params: Any) -> int:
+    total = 0
+    for field in dataclasses.fields(params):
+        if field.name in _NEVER_HASHED:
+            continue
+        total += _field_hash(params, field.name)
+    return total
+
+
+def _field_hash(params: Any, field_name: str) -> int:
+    """One field's share of the hash: 0 when skipped, a nested sum for a dataclass."""
+    value = getattr(params, field_name)
+    custom = getattr(params, "hash_representations", {})
+    if field_name in custom:
+        function = custom[field_name]
+        representation = None if function is None else function(params, value)
+    elif value is None:
+        return 0
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields_hash_sum(value)
+    elif callable(value):
+        representation = value.__qualname__
+    else:
+        representation = repr(value)
+    if representation is None:
+        return 0
+    return int(hashlib.md5(f"{field_name}{representation}".encode()).hexdigest(), 16)
+
+
+def combined_hash(own_hash: str | None, input_hashes: list[str | None]) -> str:
+    """curifactory's combo hash for an aggregate: md5 of its own and its inputs' sorted hashes."""
+    key = [own_hash or "None", *sorted(h or "None" for h in input_hashes)]
+    return hashlib.md5(str(key).encode()).hexdigest()

@@ -1,0 +1,234 @@
+"""``@stage`` and ``@aggregate``, and the one runner that executes them.
+
+The decorators check their arguments against the function, attach a frozen
+:class:`StageSpec` and return a thin callable. Calling it runs the stage at
+once, or, while ``manager.run`` plans an experiment, records the call for the
+scheduler. Workers run stages through the same :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._errors import StageDefinitionError, StageInputError, StageOutputError
+from ._records import Record
+
+logger = logging.getLogger("parafactory")
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """What a decorator knows about one stage function."""
+
+    name: str
+    function: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    is_aggregate: bool
+
+
+def stage(
+    inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
+    """Make ``fn(record, **inputs)`` a stage: inputs come from ``record.state``, the
+    return value is stored there under ``outputs``, and the record is returned.
+
+    >>> @stage(inputs=["initial_value"], outputs=["final_value"])
+    ... def multiply_again(record, initial_value):
+    ...     return initial_value * record.params.some_scalar_multiplier
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Record]:
+        spec = _make_spec(function, inputs, outputs, is_aggregate=False)
+
+        @functools.wraps(function)
+        def call_stage(record: Record, *args: Any, **kwargs: Any) -> Record:
+            return _call(spec, record, None, args, kwargs)
+
+        call_stage.spec = spec  # type: ignore[attr-defined]
+        return call_stage
+
+    return decorate
+
+
+def aggregate(
+    inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
+    """Make ``fn(record, records, **inputs)`` an aggregate stage over several records.
+
+    Each input arrives as a ``dict[Record, value]`` over the records whose state
+    has it; a record lacking it is left out with a warning. ``records=None``
+    means every other record of the manager.
+
+    >>> @aggregate(inputs=["final_value"], outputs=["maximum_value"])
+    ... def find_maximum(record, records, final_value):
+    ...     return max(final_value.values())
+    >>> find_maximum(Record(manager, None))
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Record]:
+        spec = _make_spec(function, inputs, outputs, is_aggregate=True)
+
+        @functools.wraps(function)
+        def call_aggregate(
+            record: Record, records: Sequence[Record] | None = None, *args: Any, **kwargs: Any
+        ) -> Record:
+            return _call(spec, record, records, args, kwargs)
+
+        call_aggregate.spec = spec  # type: ignore[attr-defined]
+        return call_aggregate
+
+    return decorate
+
+
+def spec_of(candidate: Any) -> StageSpec | None:
+    """The spec a ``@stage``/``@aggregate`` callable carries, or ``None`` for anything else."""
+    spec = getattr(candidate, "spec", None)
+    return spec if isinstance(spec, StageSpec) else None
+
+
+def execute(
+    spec: StageSpec,
+    record: Record,
+    records: Sequence[Record] | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Record:
+    """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``."""
+    logger.debug("Running %s on %s", spec.name, record.name)
+    if spec.is_aggregate:
+        group = list(records) if records is not None else []
+        leading: tuple[Any, ...] = (record, group)
+        inputs = {name: _collect_input(spec, group, name) for name in spec.inputs}
+    else:
+        leading = (record,)
+        inputs = {name: _read_input(spec, record, name) for name in spec.inputs}
+    result = spec.function(*leading, *args, **inputs, **kwargs)
+    _store_outputs(spec, record, result)
+    record.output = result
+    record.stages.append(spec.name)
+    return record
+
+
+def _call(
+    spec: StageSpec,
+    record: Record,
+    records: Sequence[Record] | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Record:
+    if not isinstance(record, Record):
+        raise TypeError(
+            f"stage {spec.name!r} takes a Record as its first argument, got "
+            f"{type(record).__name__}; call it as {spec.name}(record)"
+        )
+    if record._planner is not None:
+        record._planner.add_call(spec, record, records, args, kwargs)
+        return record
+    if spec.is_aggregate and records is None:
+        records = [other for other in record.manager.records if other is not record]
+    return execute(spec, record, records, args, kwargs)
+
+
+def _read_input(spec: StageSpec, record: Record, name: str) -> Any:
+    try:
+        return record.state[name]
+    except KeyError:
+        raise StageInputError(
+            f"stage {spec.name!r} needs input {name!r}, which is not in the state of record "
+            f"{record.name!r} (it has {sorted(record.state)}); run the stage that outputs "
+            f"{name!r} on this record first",
+            record_name=record.name,
+            stage_name=spec.name,
+        ) from None
+
+
+def _collect_input(spec: StageSpec, records: list[Record], name: str) -> dict[Record, Any]:
+    found = {}
+    for other in records:
+        if name in other.state:
+            found[other] = other.state[name]
+        else:
+            logger.warning(
+                "Record %r has no %r in its state, so aggregate %r leaves it out of that input",
+                other.name,
+                name,
+                spec.name,
+            )
+    return found
+
+
+def _store_outputs(spec: StageSpec, record: Record, result: Any) -> None:
+    if len(spec.outputs) == 1:
+        record.state[spec.outputs[0]] = result
+    elif spec.outputs:
+        if not isinstance(result, (tuple, list)) or len(result) != len(spec.outputs):
+            count = len(result) if isinstance(result, (tuple, list)) else "a single value"
+            raise StageOutputError(
+                f"stage {spec.name!r} declares {len(spec.outputs)} outputs {list(spec.outputs)} "
+                f"but returned {count} on record {record.name!r}; return a tuple with one "
+                f"value per output",
+                record_name=record.name,
+                stage_name=spec.name,
+            )
+        record.state.update(zip(spec.outputs, result, strict=True))
+
+
+def _make_spec(
+    function: Callable[..., Any],
+    inputs: Sequence[str] | None,
+    outputs: Sequence[str] | None,
+    *,
+    is_aggregate: bool,
+) -> StageSpec:
+    kind = "aggregate" if is_aggregate else "stage"
+    name = getattr(function, "__name__", None)
+    if not callable(function) or name is None:
+        raise StageDefinitionError(f"@{kind} decorates a named function, got {function!r}")
+    spec = StageSpec(
+        name=name,
+        function=function,
+        inputs=_names(kind, name, "inputs", inputs),
+        outputs=_names(kind, name, "outputs", outputs),
+        is_aggregate=is_aggregate,
+    )
+    _check_signature(spec, kind)
+    return spec
+
+
+def _names(kind: str, stage_name: str, what: str, names: Sequence[str] | None) -> tuple[str, ...]:
+    if names is None:
+        return ()
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise StageDefinitionError(
+            f"@{kind} {stage_name!r}: {what} must be a list of strings, got {names!r}; "
+            f"write {what}=[{names!r}] for a single name"
+        )
+    if len(set(names)) != len(names):
+        raise StageDefinitionError(f"@{kind} {stage_name!r}: {what} {list(names)} repeat a name")
+    return tuple(names)
+
+
+def _check_signature(spec: StageSpec, kind: str) -> None:
+    parameters = list(inspect.signature(spec.function).parameters.values())
+    leading = 2 if spec.is_aggregate else 1
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_varargs = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+    if len(positional) < leading and not takes_varargs:
+        expected = "(record, records, ...)" if spec.is_aggregate else "(record, ...)"
+        raise StageDefinitionError(f"@{kind} {spec.name!r} must accept {expected}")
+    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return
+    accepted = {p.name for p in parameters[leading:] if p.kind != p.VAR_POSITIONAL}
+    missing = [name for name in spec.inputs if name not in accepted]
+    if missing:
+        raise StageDefinitionError(
+            f"@{kind} {spec.name!r} declares inputs {missing} that its function does not "
+            f"accept; add parameters named {', '.join(missing)} (inputs arrive as keyword "
+            f"arguments)"
+        )
