@@ -1,0 +1,120 @@
+"""Parameter hashes follow curifactory's algorithm; expected values come from hashlib here."""
+
+import dataclasses
+import hashlib
+
+import pytest
+
+from parafactory import ArtifactManager, ExperimentParameters, Record
+
+
+def md5_int(text: str) -> int:
+    return int(hashlib.md5(text.encode()).hexdigest(), 16)
+
+
+def expected_hash(*parts: str) -> str:
+    return f"{sum(md5_int(part) for part in parts):x}"
+
+
+@pytest.fixture
+def hash_of(tmp_path):
+    manager = ArtifactManager("params", runs_dir=tmp_path / "runs", dry=True)
+    yield lambda params: Record(manager, params, hide=True).params.hash
+    manager.close()
+
+
+@dataclasses.dataclass
+class MyParams(ExperimentParameters):
+    some_scalar_multiplier: float = 1.0
+
+
+@dataclasses.dataclass
+class Inner:
+    x: int = 1
+    label: str = "z"
+    unused: object = None
+
+
+@dataclasses.dataclass
+class Mixed(ExperimentParameters):
+    count: int = 3
+    text: str = "abc"
+    values: list = dataclasses.field(default_factory=lambda: [1, 2.5])
+    optional: object = None
+    inner: Inner | None = None
+    fn: object = None
+
+
+def module_function():
+    return None
+
+
+@pytest.mark.parametrize(
+    ("name", "multiplier", "digest"),
+    [
+        ("default", 1.0, "fbfbde1db878403f89d2b0b9cdf4fbbd"),
+        ("doubled", 2.0, "ab202296761d2052e9b6b0376b46785b"),
+        ("uber-double", 4.0, "a4337711dc83557f076bccd2b015e2ad"),
+    ],
+)
+def test_seed_hashes(hash_of, name, multiplier, digest):
+    params = MyParams(name=name, some_scalar_multiplier=multiplier)
+    assert hash_of(params) == digest
+    assert params.hash == digest
+    assert digest == expected_hash(f"some_scalar_multiplier{multiplier!r}")
+
+
+def test_hash_sums_one_md5_per_field_of_its_repr(hash_of):
+    assert hash_of(Mixed()) == expected_hash("count3", "text'abc'", "values[1, 2.5]")
+
+
+def test_name_overwrite_and_none_values_do_not_count(hash_of):
+    plain = hash_of(Mixed())
+    assert hash_of(Mixed(name="other", overwrite=True, optional=None)) == plain
+    assert hash_of(Mixed(optional=7)) == expected_hash(
+        "count3", "text'abc'", "values[1, 2.5]", "optional7"
+    )
+
+
+def test_nested_dataclass_contributes_the_sum_of_its_fields(hash_of):
+    params = Mixed(inner=Inner(x=5, label="q"))
+    assert hash_of(params) == expected_hash(
+        "count3", "text'abc'", "values[1, 2.5]", "x5", "label'q'"
+    )
+
+
+def test_callables_hash_by_qualname(hash_of):
+    def local_function():
+        return None
+
+    assert hash_of(Mixed(fn=module_function)) == expected_hash(
+        "count3", "text'abc'", "values[1, 2.5]", "fnmodule_function"
+    )
+    assert hash_of(Mixed(fn=local_function)) == expected_hash(
+        "count3",
+        "text'abc'",
+        "values[1, 2.5]",
+        "fntest_callables_hash_by_qualname.<locals>.local_function",
+    )
+
+
+def test_set_hash_functions_customises_and_excludes_fields(hash_of):
+    params = Mixed()
+    calls = []
+
+    def describe(param_set, value):
+        calls.append((param_set, value))
+        return f"len={len(value)}"
+
+    params.set_hash_functions(values=describe, text=None)
+    assert hash_of(params) == expected_hash("count3", "valueslen=2")
+    assert calls == [(params, [1, 2.5])]
+
+
+def test_set_hash_functions_rejects_unknown_fields():
+    with pytest.raises(ValueError, match="not_a_field"):
+        Mixed().set_hash_functions(not_a_field=None)
+
+
+def test_explicit_hash_is_kept(hash_of):
+    assert hash_of(MyParams(name="given", hash="my-own-hash")) == "my-own-hash"
