@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import platform
 import sys
 import weakref
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from . import _logs, _report
-from ._records import Record
+from ._backends import open_backend
+from ._cpus import resolve_n_jobs
+from ._parameters import ExperimentParameters
+from ._plan import Planner, Step
+from ._progress import Progress
+from ._records import Record, WriteOnlyState
 from ._run_store import next_run_number
+from ._scheduler import ErrorPolicy, Scheduler
+from ._stages import source_version, spec_of
+from ._workers import WorkerSetup, check_travels
+
+Experiment = Callable[[Any, "ArtifactManager"], Any]
 
 
 class ArtifactManager:
@@ -47,6 +60,7 @@ class ArtifactManager:
         self.cache_dir = Path(cache_dir)
         self.reports_dir = Path(reports_dir)
         self.records: list[Record] = []
+        self._planner: Planner | None = None
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(runs_dir), name, dry=dry)
         self.reference = f"{name}_{self.run_number}_{self.timestamp:%Y-%m-%d-T%H%M%S}"
@@ -61,6 +75,110 @@ class ArtifactManager:
     def _register(self, record: Record) -> None:
         record.index = len(self.records)
         self.records.append(record)
+        if self._planner is not None:
+            record._planner = self._planner
+            record.state = WriteOnlyState()
+
+    def map(
+        self,
+        param_sets: Iterable[ExperimentParameters],
+        stages: Sequence[Callable[..., Record]],
+        *,
+        n_jobs: int | None = None,
+        backend: str | Executor | None = None,
+        client: Any = None,
+        errors: ErrorPolicy = "raise",
+        progress: bool | None = None,
+    ) -> list[Record]:
+        """Run each parameter set through ``stages`` in order, records in parallel.
+
+        >>> records = manager.map(param_sets, [get_initial_value, multiply_again], n_jobs=4)
+        """
+        param_sets = list(param_sets)
+        _check_param_sets(param_sets)
+        chain = _check_stage_list(stages)
+
+        def experiment(param_sets: list[ExperimentParameters], manager: ArtifactManager) -> None:
+            for params in param_sets:
+                record = Record(manager, params)
+                for call_stage in chain:
+                    call_stage(record)
+
+        return self.run(
+            experiment,
+            param_sets,
+            n_jobs=n_jobs,
+            backend=backend,
+            client=client,
+            errors=errors,
+            progress=progress,
+        )
+
+    def run(
+        self,
+        experiment: Experiment,
+        param_sets: Any,
+        *,
+        n_jobs: int | None = None,
+        backend: str | Executor | None = None,
+        client: Any = None,
+        errors: ErrorPolicy = "raise",
+        progress: bool | None = None,
+    ) -> list[Record]:
+        """Plan ``experiment(param_sets, manager)``, then run its stages in parallel.
+
+        The experiment is called once with stage calls recorded, not executed; each
+        record's chain of stages then runs in a worker and aggregates run here as soon
+        as what they read is ready. Returns every record the experiment created.
+
+        >>> def experiment(param_sets, manager):
+        ...     for p in param_sets:
+        ...         multiply_again(get_initial_value(Record(manager, p)))
+        ...     find_maximum_final_value(Record(manager, None))
+        >>> records = manager.run(experiment, param_sets, n_jobs=4)
+        """
+        if not callable(experiment):
+            raise TypeError(
+                f"run() takes the experiment function first, got {type(experiment).__name__}; "
+                "pass a function experiment(param_sets, manager)"
+            )
+        if errors not in ("raise", "continue"):
+            raise ValueError(f"errors must be 'raise' or 'continue', got {errors!r}")
+        workers = resolve_n_jobs(n_jobs)
+        records, steps = self._plan(experiment, param_sets)
+        pool = open_backend(
+            backend,
+            workers,
+            client=client,
+            code_version=source_version(call.spec for step in steps for call in step.calls),
+        )
+        if pool.ships_records:
+            for record in records:
+                check_travels(record)
+        listener = _logs.log_listener() if pool.live_logs else None
+        address = listener.address if listener is not None else None
+        setup = WorkerSetup(os.getpid(), address, self.log_level)
+        total = len({id(step.record) for step in steps})
+        progress_display = Progress(total, enabled=progress, description=self.name)
+        Scheduler(
+            steps, pool, errors=errors, progress=progress_display, setup=setup, listener=listener
+        ).run()
+        return records
+
+    def _plan(self, experiment: Experiment, param_sets: Any) -> tuple[list[Record], list[Step]]:
+        """Call the experiment in planning mode; return the records it made and its steps."""
+        first_new = len(self.records)
+        self._planner = planner = Planner()
+        try:
+            experiment(param_sets, self)
+        finally:
+            self._planner = None
+            records = self.records[first_new:]
+            for record in records:
+                record._planner = None
+                if isinstance(record.state, WriteOnlyState):
+                    record.state = record.state.unlocked()
+        return records, planner.steps
 
     def _describe_run(self) -> dict[str, Any]:
         return {
@@ -95,3 +213,26 @@ class ArtifactManager:
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.reference!r} records={len(self.records)}>"
+
+
+def _check_param_sets(param_sets: list[Any]) -> None:
+    for position, params in enumerate(param_sets):
+        if not isinstance(params, ExperimentParameters):
+            raise TypeError(
+                f"parameter set {position} is a {type(params).__name__}, not an "
+                "ExperimentParameters; subclass ExperimentParameters as a @dataclass"
+            )
+
+
+def _check_stage_list(stages: Sequence[Any]) -> list[Callable[..., Record]]:
+    if isinstance(stages, str) or not isinstance(stages, Sequence):
+        raise TypeError("map() takes a list of @stage functions, e.g. [load, train]")
+    for position, candidate in enumerate(stages):
+        spec = spec_of(candidate)
+        if spec is None or spec.is_aggregate:
+            what = "an @aggregate" if spec is not None else repr(candidate)
+            raise TypeError(
+                f"stages[{position}] is {what}, not a @stage function; map() runs regular "
+                "stages on each record (use run() for experiments with aggregates)"
+            )
+    return list(stages)

@@ -1,0 +1,42 @@
+"""Backends: where chains run. Each is one module, looked up by name and imported lazily.
+
+Every backend hands the scheduler a ``concurrent.futures.Executor``; the
+backend itself only knows how to start and stop that executor and how its
+workers die.
+"""
+
+from __future__ import annotations
+
+import importlib
+from concurrent.futures import Executor
+from typing import Any
+
+from ._base import Backend
+
+_MODULES = {"loky": "._loky", "dask": "._dask"}
+
+
+def open_backend(backend: str | Executor | None, workers: int, **options: Any) -> Backend:
+    """The backend named by ``backend`` (``"loky"``, ``"dask"``) or wrapping an executor.
+
+    ``workers == 1`` with no backend named runs in the parent's own process.
+    """
+    if isinstance(backend, Executor):
+        from ._executor import ExecutorBackend
+
+        return ExecutorBackend(backend, workers)
+    if backend is None and workers == 1:
+        from ._inprocess import InProcessBackend
+
+        return InProcessBackend()
+    name = backend or "loky"
+    if name not in _MODULES:
+        raise ValueError(
+            f"unknown backend {name!r}; use 'loky', 'dask', or a concurrent.futures.Executor"
+        )
+    module = importlib.import_module(_MODULES[name], __name__)
+    opened: Backend = module.open(workers, **options)
+    return opened
+
+
+__all__ = ["Backend", "open_backend"]

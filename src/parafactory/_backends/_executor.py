@@ -1,0 +1,33 @@
+"""Any ``concurrent.futures.Executor`` a user passes as the backend."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+
+from ._base import Backend
+
+
+class ExecutorBackend(Backend):
+    """Chains run on the user's executor; the user owns its lifetime."""
+
+    name = "executor"
+
+    def __init__(self, executor: Executor, workers: int) -> None:
+        super().__init__(executor)
+        self.workers = getattr(executor, "_max_workers", workers)
+        self.one_death_fails_all = isinstance(executor, _process_pool_types())
+
+    def death(self, error: BaseException) -> str | None:
+        if isinstance(error, BrokenProcessPool):
+            return f"the worker process died ({error})"
+        return None
+
+    def abort(self) -> None:
+        pass  # not ours to shut down; the scheduler cancels its own futures
+
+
+def _process_pool_types() -> tuple[type, ...]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    return (ProcessPoolExecutor,)

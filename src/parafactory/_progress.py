@@ -1,0 +1,78 @@
+"""The progress display: records done out of total, failures counted.
+
+In a terminal or a notebook it is a ``tqdm.auto`` bar (a widget in
+notebooks). When stderr is a file or a pipe (batch jobs, CI, ``nohup``) it
+is a plain status line at most every few seconds, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+PLAIN_LINE_SECONDS = 5.0
+
+
+class Progress:
+    """Counts finished and failed records and shows them."""
+
+    def __init__(self, total: int, *, enabled: bool | None, description: str) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self._bar: Any = None
+        self._plain: TextIO | None = None
+        self._description = description
+        self._started = self._last_line = time.monotonic()
+        if enabled is False or total == 0:
+            return
+        if _interactive(sys.stderr):
+            self._bar = tqdm(total=total, desc=description, unit="record", dynamic_ncols=True)
+        else:
+            self._plain = sys.stderr
+
+    def advance(self, *, failed: bool) -> None:
+        """One more record is finished (``failed``: it ended in an error)."""
+        self.done += 1
+        self.failed += failed
+        if self._bar is not None:
+            if failed:
+                self._bar.set_postfix(failed=self.failed, refresh=False)
+            self._bar.update(1)
+        elif self._plain is not None and time.monotonic() - self._last_line >= PLAIN_LINE_SECONDS:
+            self._write_line()
+
+    def close(self, summary: str | None = None) -> None:
+        """Finish the display, with a closing summary when there is one."""
+        if self._bar is not None:
+            if summary:
+                self._bar.set_postfix_str(summary, refresh=False)
+            self._bar.close()
+        elif self._plain is not None:
+            self._write_line(summary)
+
+    def _write_line(self, summary: str | None = None) -> None:
+        assert self._plain is not None
+        self._last_line = time.monotonic()
+        elapsed = self._last_line - self._started
+        line = summary or f"{self.done}/{self.total} records done, {self.failed} failed"
+        self._plain.write(f"{self._description}: {line} [{elapsed:.0f}s]\n")
+        self._plain.flush()
+
+
+def _interactive(stream: TextIO) -> bool:
+    """A terminal, or a Jupyter kernel (whose stderr is no terminal but shows widgets)."""
+    if "ipykernel" in sys.modules:
+        try:
+            from IPython import get_ipython  # type: ignore[attr-defined]
+
+            shell = get_ipython()  # type: ignore[no-untyped-call]
+        except ImportError:
+            shell = None
+        if shell is not None and "IPKernelApp" in shell.config:
+            return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

@@ -1,0 +1,359 @@
+"""The scheduler: runs a plan's steps on a backend's executor, as soon as their inputs are ready.
+
+::
+
+    plan steps ──ready chains──▶ batches ──submit──▶ executor ──▶ workers
+        ▲                                                          │
+        │          aggregates run here, in the parent              │
+        └──── states applied to the parent's records ◀── results ──┘
+
+It speaks only ``concurrent.futures`` (``submit``, ``wait``, ``Future``) and
+keeps its own map of what is in flight, so when a worker dies it knows which
+records were running (workers report each stage they start on a side channel)
+and retries only those, alone. Failures are per record; Ctrl-C, SIGTERM and
+SIGHUP stop the workers and keep every finished record's state.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any, Literal
+
+from . import _logs, _report
+from ._backends import Backend
+from ._errors import StageFailedError, WorkerDiedError
+from ._interrupts import Terminated, stop_signals_raise
+from ._plan import Step
+from ._progress import Progress
+from ._records import Record
+from ._stages import execute
+from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
+
+logger = logging.getLogger("parafactory")
+
+ErrorPolicy = Literal["raise", "continue"]
+_TASK_SECONDS = 0.05  # batch short chains until a task takes about this long
+_POLL_SECONDS = 0.25
+_BROKEN_POOL_SECONDS = 10.0
+_DEATHS_BEFORE_FAILING = 2  # the first death may be a neighbour's; the retry runs alone
+
+
+class _Outcome(enum.Enum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, shown as its cause."""
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.args[0]}"""'
+
+
+class Scheduler:
+    """Runs every step of a plan once, respecting its dependencies."""
+
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        backend: Backend,
+        *,
+        errors: ErrorPolicy,
+        progress: Progress,
+        setup: WorkerSetup,
+        listener: _logs.LogListener | None,
+    ) -> None:
+        self.steps = steps
+        self.backend = backend
+        self.errors = errors
+        self.progress = progress
+        self.setup = setup
+        self.listener = listener
+        self.first_error: StageFailedError | None = None
+        self._outcomes: dict[int, _Outcome] = {}
+        self._waiting = {step.id: len(step.needs) for step in steps}
+        self._doomed: set[int] = set()
+        self._steps_left = collections.Counter(id(step.record) for step in steps)
+        self._ready_chains: collections.deque[Step] = collections.deque()
+        self._ready_aggregates: collections.deque[Step] = collections.deque()
+        self._quarantine: collections.deque[Step] = collections.deque()
+        self._isolated: Future[Any] | None = None
+        self._deaths: collections.Counter[int] = collections.Counter()
+        self._in_flight: dict[Future[Any], list[ChainTask]] = {}
+        self._running_stage: dict[int, int] = {}  # step id -> index of the stage it started
+        self._reported_done: set[int] = set()
+        self._seconds_per_chain: float | None = None
+        self._stopping = False
+        for step in steps:
+            if not step.needs:
+                self._make_ready(step)
+
+    def run(self) -> None:
+        """Run the plan; raise the first stage failure when ``errors="raise"``."""
+        if self.listener is not None:
+            self.listener.event_sink = self._on_event
+        try:
+            with stop_signals_raise():
+                self._loop()
+        except (KeyboardInterrupt, Terminated) as stop:
+            self._abort(stop)
+        finally:
+            if self.listener is not None:
+                self.listener.event_sink = None
+        self._finish()
+
+    def _loop(self) -> None:
+        while len(self._outcomes) < len(self.steps):
+            self._run_ready_aggregates()
+            self._dispatch()
+            if self._in_flight:
+                self._collect()
+            elif self._stopping:
+                return
+            elif len(self._outcomes) < len(self.steps) and not self._has_ready_work():
+                raise RuntimeError("parafactory scheduler stalled: steps wait on each other")
+
+    def _has_ready_work(self) -> bool:
+        return bool(self._ready_aggregates or self._ready_chains or self._quarantine)
+
+    # -- sending work ------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        if self._stopping or self._isolated is not None:
+            return
+        if self._quarantine:
+            if not self.backend.one_death_fails_all:
+                while self._quarantine:
+                    self._submit([self._quarantine.popleft()])
+            elif not self._in_flight:
+                self._isolated = self._submit([self._quarantine.popleft()])
+                return
+        limit = 2 * self.backend.workers
+        while self._ready_chains and len(self._in_flight) < limit:
+            size = self._batch_size()
+            self._submit([self._ready_chains.popleft() for _ in range(size)])
+
+    def _batch_size(self) -> int:
+        if self._seconds_per_chain is None:
+            return 1
+        by_time = int(_TASK_SECONDS / max(self._seconds_per_chain, 1e-7))
+        fair_share = math.ceil(len(self._ready_chains) / (2 * self.backend.workers))
+        return max(1, min(by_time, fair_share))
+
+    def _submit(self, steps: list[Step]) -> Future[Any]:
+        tasks = [ChainTask(step.id, travelling_copy(step.record), step.calls) for step in steps]
+        future = self.backend.executor.submit(run_chains, tasks, self.setup)
+        self._in_flight[future] = tasks
+        return future
+
+    def _on_event(self, kind: str, step_id: int, position: int) -> None:
+        """Called from the log listener's thread as workers start stages and finish chains."""
+        if kind == "stage":
+            self._running_stage[step_id] = position
+        else:
+            self._reported_done.add(step_id)
+
+    # -- receiving results ---------------------------------------------------------------
+
+    def _collect(self) -> None:
+        done, _ = wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+        for future in done:
+            if future not in self._in_flight:
+                continue  # already handled while draining a broken pool
+            tasks = self._in_flight.pop(future)
+            if future is self._isolated:
+                self._isolated = None
+            error = future.exception()
+            if error is None:
+                for result in future.result():
+                    self._apply(result)
+            else:
+                self._lost(tasks, error)
+
+    def _apply(self, result: ChainResult) -> None:
+        step = self.steps[result.step_id]
+        record = step.record
+        record.state.update(result.changed)
+        for key in result.removed:
+            record.state.pop(key, None)
+        if result.stages:
+            record.stages.extend(result.stages)
+            record.output = result.output
+        _logs.replay(result.logs)
+        self._learn_chain_seconds(result.seconds)
+        if result.failure is None:
+            self._resolve(step, _Outcome.OK)
+        else:
+            self._fail(step, _stage_error(record, result.failure))
+
+    def _learn_chain_seconds(self, seconds: float) -> None:
+        previous = self._seconds_per_chain
+        self._seconds_per_chain = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+    # -- aggregates, in the parent ---------------------------------------------------------
+
+    def _run_ready_aggregates(self) -> None:
+        while self._ready_aggregates and not self._stopping:
+            step = self._ready_aggregates.popleft()
+            call = step.calls[0]
+            try:
+                with _logs.tagged(step.record.name):
+                    execute(call.spec, step.record, call.group, call.args, call.kwargs)
+            except Exception as error:  # noqa: BLE001 - failures are per record
+                self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
+            else:
+                self._resolve(step, _Outcome.OK)
+
+    # -- dead workers ----------------------------------------------------------------------
+
+    def _lost(self, tasks: list[ChainTask], error: BaseException) -> None:
+        death = self.backend.death(error)
+        if death is None:
+            for task in tasks:
+                step = self.steps[task.step_id]
+                failure = StageFailure(_first_stage(step), error, "")
+                self._fail(step, _stage_error(step.record, failure))
+            return
+        if self.backend.one_death_fails_all:
+            tasks = tasks + self._drain_broken_pool()
+            self.backend.restart()
+        self._retry_after_death(tasks, death)
+
+    def _drain_broken_pool(self) -> list[ChainTask]:
+        """Collect what the other tasks of a broken pool finished; return the lost ones."""
+        pending = list(self._in_flight)
+        wait(pending, timeout=_BROKEN_POOL_SECONDS)
+        lost: list[ChainTask] = []
+        for future in pending:
+            tasks = self._in_flight.pop(future)
+            if future.done() and future.exception() is None:
+                for result in future.result():
+                    self._apply(result)
+            else:
+                future.cancel()
+                lost += tasks
+        self._isolated = None
+        return lost
+
+    def _retry_after_death(self, tasks: list[ChainTask], death: str) -> None:
+        if self.backend.live_logs:
+            time.sleep(0.1)  # let the dead worker's last events arrive
+        ids = [task.step_id for task in tasks]
+        running = [i for i in ids if i in self._running_stage and i not in self._reported_done]
+        suspects = set(running or ids)
+        for step_id in ids:
+            step = self.steps[step_id]
+            position = self._running_stage.pop(step_id, 0)
+            self._reported_done.discard(step_id)
+            if step_id not in suspects:
+                self._ready_chains.appendleft(step)
+                continue
+            self._deaths[step_id] += 1
+            if self._deaths[step_id] < _DEATHS_BEFORE_FAILING:
+                logger.warning(
+                    "%s while running record %r; retrying it alone", death, step.record.name
+                )
+                self._quarantine.append(step)
+            else:
+                self._fail(step, _death_error(step, position, death))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _fail(self, step: Step, error: StageFailedError) -> None:
+        logger.error("%s", error, exc_info=error.__cause__ is not None and error)
+        if step.record.error is None:
+            step.record.error = error
+        if self.first_error is None:
+            self.first_error = error
+        if self.errors == "raise":
+            self._stopping = True
+        self._resolve(step, _Outcome.FAILED)
+
+    def _resolve(self, step: Step, outcome: _Outcome) -> None:
+        self._outcomes[step.id] = outcome
+        self._count_record_step(step.record)
+        for later_id in step.needed_by:
+            later = self.steps[later_id]
+            if outcome is not _Outcome.OK and later.record is step.record:
+                self._doomed.add(later_id)  # a record's later stages need its earlier ones
+            self._waiting[later_id] -= 1
+            if self._waiting[later_id] == 0:
+                if later_id in self._doomed:
+                    self._resolve(later, _Outcome.SKIPPED)
+                else:
+                    self._make_ready(later)
+
+    def _make_ready(self, step: Step) -> None:
+        (self._ready_aggregates if step.is_aggregate else self._ready_chains).append(step)
+
+    def _count_record_step(self, record: Record) -> None:
+        self._steps_left[id(record)] -= 1
+        if self._steps_left[id(record)] == 0:
+            self.progress.advance(failed=record.error is not None)
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _abort(self, stop: KeyboardInterrupt | Terminated) -> None:
+        for future in list(self._in_flight):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                for result in future.result():
+                    self._apply(result)
+            future.cancel()
+        self.backend.abort()
+        how = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
+        line = (
+            f"run interrupted by {how}: {_report.summary(self._records())}; their states are kept"
+        )
+        logger.warning("%s", line)
+        self.progress.close(line)
+        if isinstance(stop, Terminated):
+            raise SystemExit(128 + stop.signum) from None
+        raise stop
+
+    def _finish(self) -> None:
+        records = self._records()
+        line = _report.summary(records)
+        if self.first_error is not None and self.errors == "continue":
+            logger.warning("%s", line)
+        self.progress.close(line if self.first_error is not None else None)
+        self.backend.close()
+        if self.first_error is not None and self.errors == "raise":
+            raise self.first_error
+
+    def _records(self) -> list[Record]:
+        return list({id(step.record): step.record for step in self.steps}.values())
+
+
+def _first_stage(step: Step) -> str:
+    return step.calls[0].spec.name
+
+
+def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
+    original = failure.exception
+    error = StageFailedError(
+        f"stage {failure.stage_name!r} failed on record {record.name!r}: "
+        f"{type(original).__name__}: {original}",
+        record_name=record.name,
+        stage_name=failure.stage_name,
+    )
+    if failure.traceback:
+        original.__cause__ = _RemoteTraceback(failure.traceback)
+    error.__cause__ = original
+    return error
+
+
+def _death_error(step: Step, position: int, death: str) -> WorkerDiedError:
+    stage_name = step.calls[min(position, len(step.calls) - 1)].spec.name
+    return WorkerDiedError(
+        f"record {step.record.name!r} lost its worker during stage {stage_name!r}: {death}. "
+        "It was retried once, alone, and died again.",
+        record_name=step.record.name,
+        stage_name=stage_name,
+    )

@@ -1,0 +1,135 @@
+"""What runs in a worker: one record's chain of stages, in isolation.
+
+The parent sends :class:`ChainTask` batches; for each, the worker runs the
+stages on its copy of the record through the same runner as eager mode and
+sends back a :class:`ChainResult` with only the state it changed, so large
+inputs do not travel back. A failing stage stops its chain; what the earlier
+stages computed still comes back. Everything here is module-level and
+picklable, and none of it knows about the manager.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from typing import Any
+
+import cloudpickle
+
+from . import _logs
+from ._errors import UnpicklableStateError
+from ._plan import Call
+from ._records import Record
+from ._stages import execute
+
+
+@dataclasses.dataclass
+class ChainTask:
+    """One record's chain: the step it belongs to, a copy of the record, the calls to make."""
+
+    step_id: int
+    record: Record
+    calls: list[Call]
+
+
+@dataclasses.dataclass
+class StageFailure:
+    """A stage's exception as it left the worker, with the worker's formatted traceback."""
+
+    stage_name: str
+    exception: BaseException
+    traceback: str
+
+
+@dataclasses.dataclass
+class ChainResult:
+    """What a chain changed in its record's state, and how it ended."""
+
+    step_id: int
+    changed: dict[str, Any]
+    removed: list[str]
+    stages: list[str]
+    output: Any
+    failure: StageFailure | None
+    seconds: float
+    logs: list[Any] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSetup:
+    """How a worker reports back: the parent's pid, its log socket (if any), and the log level."""
+
+    parent_pid: int
+    log_address: str | None
+    log_level: int
+
+
+def travelling_copy(record: Record) -> Record:
+    """A copy of ``record`` that a worker may change without touching the parent's record."""
+    copy = Record.__new__(Record)
+    copy.__dict__.update(record.__getstate__())
+    copy.state = dict(copy.state)
+    copy.stages = []
+    return copy
+
+
+def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
+    """Worker entry point: run each task's chain and return one result per task."""
+    results = []
+    with _logs.worker_logging(setup.parent_pid, setup.log_address, setup.log_level) as collected:
+        for task in tasks:
+            result = run_chain(task)
+            if collected is not None:
+                result.logs = collected.drain()
+            results.append(result)
+            _logs.send_event("done", task.step_id)
+    return results
+
+
+def run_chain(task: ChainTask) -> ChainResult:
+    """Run one chain of stages on the task's record, stopping at the first failure."""
+    record = task.record
+    before = {key: id(value) for key, value in record.state.items()}
+    started = time.perf_counter()
+    failure = None
+    with _logs.tagged(record.name):
+        for position, call in enumerate(task.calls):
+            _logs.send_event("stage", task.step_id, position)
+            try:
+                execute(call.spec, record, None, call.args, call.kwargs)
+            except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
+                failure = StageFailure(call.spec.name, _travelling(error), traceback.format_exc())
+                break
+    return ChainResult(
+        step_id=task.step_id,
+        changed={k: v for k, v in record.state.items() if before.get(k) != id(v)},
+        removed=[key for key in before if key not in record.state],
+        stages=record.stages,
+        output=record.output,
+        failure=failure,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _travelling(error: Exception) -> Exception:
+    """The exception itself if it can be pickled back to the parent, else a stand-in."""
+    try:
+        cloudpickle.dumps(error)
+    except Exception:  # noqa: BLE001 - any pickling failure means: send a stand-in
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
+
+
+def check_travels(record: Record) -> None:
+    """Raise :class:`UnpicklableStateError` if ``record`` cannot be sent to a worker process."""
+    for key, value in [("params", record.params), *record.state.items()]:
+        try:
+            cloudpickle.dumps(value)
+        except Exception as error:  # noqa: BLE001 - any pickling failure is reported the same way
+            where = "its params" if key == "params" else f"state[{key!r}]"
+            raise UnpicklableStateError(
+                f"record {record.name!r} cannot be sent to a worker process: {where} holds a "
+                f"{type(value).__name__} that cannot be pickled ({error}). Create that value "
+                f"inside a stage, or run with n_jobs=1."
+            ) from error
