@@ -308,9 +308,7 @@ class Scheduler:
             future.cancel()
         self.backend.abort()
         how = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
-        line = (
-            f"run interrupted by {how}: {_report.summary(self._records())}; their states are kept"
-        )
+        line = f"run interrupted by {how}: {self._summary()}; their states are kept"
         logger.warning("%s", line)
         self.progress.close(line)
         if isinstance(stop, Terminated):
@@ -318,8 +316,7 @@ class Scheduler:
         raise stop
 
     def _finish(self) -> None:
-        records = self._records()
-        line = _report.summary(records)
+        line = self._summary()
         if self.first_error is not None and self.errors == "continue":
             logger.warning("%s", line)
         self.progress.close(line if self.first_error is not None else None)
@@ -327,8 +324,9 @@ class Scheduler:
         if self.first_error is not None and self.errors == "raise":
             raise self.first_error
 
-    def _records(self) -> list[Record]:
-        return list({id(step.record): step.record for step in self.steps}.values())
+    def _summary(self) -> str:
+        records = list({id(step.record): step.record for step in self.steps}.values())
+        return _report.summary(records, self.progress.done - self.progress.failed)
 
 
 def _first_stage(step: Step) -> str:
