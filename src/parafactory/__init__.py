@@ -3,11 +3,11 @@
 >>> from parafactory import ArtifactManager, ExperimentParameters, Record, stage, aggregate
 """
 
+from ._cache import Cacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
 from ._errors import (
     BackendUnavailableError,
     ParafactoryError,
     PlanningStateError,
-    RunInterruptedError,
     StageDefinitionError,
     StageFailedError,
     StageInputError,
@@ -23,11 +23,15 @@ from ._stages import aggregate, stage
 __all__ = [
     "ArtifactManager",
     "BackendUnavailableError",
+    "Cacher",
     "ExperimentParameters",
+    "JoblibCacher",
+    "JsonCacher",
+    "Lazy",
     "ParafactoryError",
+    "PickleCacher",
     "PlanningStateError",
     "Record",
-    "RunInterruptedError",
     "StageDefinitionError",
     "StageFailedError",
     "StageInputError",

@@ -10,8 +10,11 @@
     ├── StageFailedError          a stage raised; the worker's traceback is __cause__
     │   └── WorkerDiedError       the process running a stage died
     ├── UnpicklableStateError     a state value cannot travel to a worker
-    ├── BackendUnavailableError   an optional backend's dependency is missing
-    └── RunInterruptedError       Ctrl-C, SIGTERM or SIGHUP stopped a run
+    └── BackendUnavailableError   an optional backend's dependency is missing
+
+Ctrl-C during a run re-raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise
+``SystemExit(128 + signal)``, after the workers are stopped and finished
+records are kept.
 
 Errors about one stage carry ``record_name`` and ``stage_name``.
 """
@@ -75,12 +78,3 @@ class UnpicklableStateError(ParafactoryError, TypeError):
 
 class BackendUnavailableError(ParafactoryError, ImportError):
     """A backend was asked for whose optional dependency is not installed."""
-
-
-class RunInterruptedError(ParafactoryError, KeyboardInterrupt):
-    """A run was stopped by Ctrl-C, SIGTERM or SIGHUP; finished records are kept."""
-
-    def __init__(self, message: str, *, signal_name: str, finished: int) -> None:
-        super().__init__(message)
-        self.signal_name = signal_name
-        self.finished = finished

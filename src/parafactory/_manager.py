@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -15,14 +16,16 @@ from typing import Any
 
 from . import _logs, _report
 from ._backends import open_backend
+from ._cache import Cache
 from ._cpus import resolve_n_jobs
-from ._parameters import ExperimentParameters
+from ._parameters import ExperimentParameters, parameters_representation
 from ._plan import Planner, Step
 from ._progress import Progress
 from ._records import Record, WriteOnlyState
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
 from ._stages import source_version, spec_of
+from ._transfer import spill_directory
 from ._workers import WorkerSetup, check_travels
 
 Experiment = Callable[[Any, "ArtifactManager"], Any]
@@ -58,6 +61,7 @@ class ArtifactManager:
         self.overwrite = overwrite
         self.log_level = log_level
         self.cache_dir = Path(cache_dir)
+        self.cache = None if dry else Cache(self.cache_dir, prefix=name, overwrite=overwrite)
         self.reports_dir = Path(reports_dir)
         self.records: list[Record] = []
         self._planner: Planner | None = None
@@ -155,14 +159,28 @@ class ArtifactManager:
         if pool.ships_records:
             for record in records:
                 check_travels(record)
-        listener = _logs.log_listener() if pool.live_logs else None
-        address = listener.address if listener is not None else None
-        setup = WorkerSetup(os.getpid(), address, self.log_level)
+        self._register_params(records)
+        listener = _logs.log_listener() if pool.same_machine else None
         total = len({id(step.record) for step in steps})
         progress_display = Progress(total, enabled=progress, description=self.name)
-        Scheduler(
-            steps, pool, errors=errors, progress=progress_display, setup=setup, listener=listener
-        ).run()
+        with contextlib.ExitStack() as stack:
+            spill_dir = stack.enter_context(spill_directory()) if pool.same_machine else None
+            setup = WorkerSetup(
+                parent_pid=os.getpid(),
+                log_address=listener.address if listener is not None else None,
+                log_level=self.log_level,
+                cache=self.cache,
+                spill_dir=spill_dir,
+            )
+            scheduler = Scheduler(
+                steps,
+                pool,
+                errors=errors,
+                progress=progress_display,
+                setup=setup,
+                listener=listener,
+            )
+            scheduler.run()
         return records
 
     def _plan(self, experiment: Experiment, param_sets: Any) -> tuple[list[Record], list[Step]]:
@@ -200,8 +218,20 @@ class ArtifactManager:
         path.write_text(_report.render(self.run_info, self.records), encoding="utf-8")
         return path
 
+    def _register_params(self, records: Sequence[Record]) -> None:
+        """Record the parameter sets of ``records`` in the cache's registry, in one write."""
+        if self.cache is not None:
+            self.cache.register(
+                {
+                    r.params.hash: parameters_representation(r.params)
+                    for r in records
+                    if r.params and r.params.hash
+                }
+            )
+
     def close(self) -> None:
-        """Stop writing this run's log file."""
+        """Register this run's parameter sets and stop writing its log file."""
+        self._register_params(self.records)
         if self.log_path is not None:
             self._close_log()
 

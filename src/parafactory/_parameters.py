@@ -91,3 +91,12 @@ def combined_hash(own_hash: str | None, input_hashes: list[str | None]) -> str:
     """curifactory's combo hash for an aggregate: md5 of its own and its inputs' sorted hashes."""
     key = [own_hash or "None", *sorted(h or "None" for h in input_hashes)]
     return hashlib.md5(str(key).encode()).hexdigest()
+
+
+def parameters_representation(params: ExperimentParameters) -> dict[str, str]:
+    """Each field of ``params`` as text, for the parameters registry and reports."""
+    return {
+        field.name: repr(getattr(params, field.name))
+        for field in dataclasses.fields(params)
+        if field.name not in ("hash", "hash_representations")
+    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from ._cache import Artifact
 from ._errors import PlanningStateError
 from ._parameters import ExperimentParameters, parameter_set_hash
 
@@ -41,11 +42,12 @@ class Record:
             )
         self.manager = manager
         self.params = params
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = State()
         self.output: Any = None
         self.stages: list[str] = []
         self.error: BaseException | None = None
         self.index = -1
+        self.combo_hash: str | None = None
         self._planner: Any = None
         if params is not None:
             params.hash = parameter_set_hash(params)
@@ -59,6 +61,15 @@ class Record:
             return self.params.name
         return f"record #{self.index}" if self.index >= 0 else "record without params"
 
+    @property
+    def hash(self) -> str:
+        """The hash cache entries are filed under: an aggregate's combined hash or the params'."""
+        if self.combo_hash is not None:
+            return self.combo_hash
+        if self.params is None or self.params.hash is None:
+            return "None"
+        return self.params.hash
+
     def __repr__(self) -> str:
         return f"<Record {self.name!r} stages={self.stages}>"
 
@@ -69,6 +80,55 @@ class Record:
         if isinstance(state["state"], WriteOnlyState):
             state["state"] = state["state"].unlocked()
         return state
+
+
+class State(dict[str, Any]):
+    """``record.state``: a dict whose artifacts kept on disk load when they are first read.
+
+    Outputs declared ``Lazy`` stay unloaded when the state is printed; keys loaded from
+    disk are remembered in ``loaded`` so a worker does not send them back.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loaded: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        if isinstance(value, Artifact):
+            value = value.load()
+            dict.__setitem__(self, key, value)
+            self.loaded.add(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.loaded.discard(key)
+        dict.__setitem__(self, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[key] for key in self]
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self.items()) == (dict(other.items()) if isinstance(other, dict) else other)
+
+    __hash__ = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (State, (dict(self),))  # artifacts travel unloaded
+
+    def __repr__(self) -> str:
+        shown = {key: self._shown(key) for key in self}
+        return repr(shown)
+
+    def _shown(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        return value if isinstance(value, Artifact) and value.lazy else self[key]
 
 
 class WriteOnlyState(dict[str, Any]):
@@ -87,6 +147,6 @@ class WriteOnlyState(dict[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return self._refuse()  # type: ignore[no-any-return]
 
-    def unlocked(self) -> dict[str, Any]:
-        """A plain dict of what was written, for when planning ends."""
-        return {key: dict.__getitem__(self, key) for key in dict.keys(self)}
+    def unlocked(self) -> State:
+        """A readable state holding what was written, for when planning ends."""
+        return State({key: dict.__getitem__(self, key) for key in dict.keys(self)})

@@ -32,7 +32,8 @@ from ._interrupts import Terminated, stop_signals_raise
 from ._plan import Step
 from ._progress import Progress
 from ._records import Record
-from ._stages import execute
+from ._stages import cached_outputs, execute
+from ._transfer import unspill
 from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
 
 logger = logging.getLogger("parafactory")
@@ -137,8 +138,26 @@ class Scheduler:
                 return
         limit = 2 * self.backend.workers
         while self._ready_chains and len(self._in_flight) < limit:
-            size = self._batch_size()
-            self._submit([self._ready_chains.popleft() for _ in range(size)])
+            batch: list[Step] = []
+            while self._ready_chains and len(batch) < self._batch_size():
+                step = self._ready_chains.popleft()
+                if not self._take_from_cache(step):
+                    batch.append(step)
+            if batch:
+                self._submit(batch)
+
+    def _take_from_cache(self, step: Step) -> bool:
+        """Finish a chain whose every stage is cached without dispatching it (nothing loads)."""
+        found: dict[str, Any] = {}
+        for call in step.calls:
+            cached = cached_outputs(call.spec, step.record, self.setup.cache)
+            if cached is None:
+                return False
+            found.update(cached)
+        step.record.state.update(found)
+        step.record.stages.extend(call.spec.name for call in step.calls)
+        self._resolve(step, _Outcome.OK)
+        return True
 
     def _batch_size(self) -> int:
         if self._seconds_per_chain is None:
@@ -180,7 +199,7 @@ class Scheduler:
     def _apply(self, result: ChainResult) -> None:
         step = self.steps[result.step_id]
         record = step.record
-        record.state.update(result.changed)
+        record.state.update(unspill(result.changed))
         for key in result.removed:
             record.state.pop(key, None)
         if result.stages:
@@ -205,7 +224,14 @@ class Scheduler:
             call = step.calls[0]
             try:
                 with _logs.tagged(step.record.name):
-                    execute(call.spec, step.record, call.group, call.args, call.kwargs)
+                    execute(
+                        call.spec,
+                        step.record,
+                        call.group,
+                        call.args,
+                        call.kwargs,
+                        self.setup.cache,
+                    )
             except Exception as error:  # noqa: BLE001 - failures are per record
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
@@ -243,7 +269,7 @@ class Scheduler:
         return lost
 
     def _retry_after_death(self, tasks: list[ChainTask], death: str) -> None:
-        if self.backend.live_logs:
+        if self.backend.same_machine:
             time.sleep(0.1)  # let the dead worker's last events arrive
         ids = [task.step_id for task in tasks]
         running = [i for i in ids if i in self._running_stage and i not in self._reported_done]

@@ -18,7 +18,9 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ._cache import Cache, Cacher, Lazy, code_fingerprint
 from ._errors import StageDefinitionError, StageInputError, StageOutputError
+from ._parameters import combined_hash
 from ._records import Record
 
 logger = logging.getLogger("parafactory")
@@ -33,13 +35,24 @@ class StageSpec:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     is_aggregate: bool
+    cachers: tuple[Cacher, ...] = ()
+    lazy: frozenset[str] = frozenset()
+    fingerprint: str | None = None  # of the function's code, to notice stale cache entries
 
 
 def stage(
-    inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str | Lazy] | None = None,
+    cachers: Sequence[Cacher] | None = None,
+    *,
+    check_code: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
     """Make ``fn(record, **inputs)`` a stage: inputs come from ``record.state``, the
     return value is stored there under ``outputs``, and the record is returned.
+
+    With ``cachers`` (one per output) outputs are saved to the manager's cache and a
+    later run skips the stage; ``Lazy("name")`` outputs stay on disk until read. A
+    cache entry made by other code (``check_code``) is recomputed.
 
     >>> @stage(inputs=["initial_value"], outputs=["final_value"])
     ... def multiply_again(record, initial_value):
@@ -47,7 +60,7 @@ def stage(
     """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Record]:
-        spec = _make_spec(function, inputs, outputs, is_aggregate=False)
+        spec = _make_spec(function, inputs, outputs, cachers, check_code, is_aggregate=False)
 
         @functools.wraps(function)
         def call_stage(record: Record, *args: Any, **kwargs: Any) -> Record:
@@ -60,7 +73,11 @@ def stage(
 
 
 def aggregate(
-    inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None
+    inputs: Sequence[str] | None = None,
+    outputs: Sequence[str | Lazy] | None = None,
+    cachers: Sequence[Cacher] | None = None,
+    *,
+    check_code: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
     """Make ``fn(record, records, **inputs)`` an aggregate stage over several records.
 
@@ -75,7 +92,7 @@ def aggregate(
     """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Record]:
-        spec = _make_spec(function, inputs, outputs, is_aggregate=True)
+        spec = _make_spec(function, inputs, outputs, cachers, check_code, is_aggregate=True)
 
         @functools.wraps(function)
         def call_aggregate(
@@ -101,21 +118,52 @@ def execute(
     records: Sequence[Record] | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    cache: Cache | None = None,
 ) -> Record:
-    """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``."""
+    """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``.
+
+    With a ``cache``, a stage whose outputs are all cached is not run: its outputs enter
+    the state unloaded, and load when something reads them.
+    """
+    group = list(records) if records is not None else []
+    if spec.is_aggregate:
+        own = record.params.hash if record.params is not None else None
+        record.combo_hash = combined_hash(own, [member.hash for member in group])
+    cached = cached_outputs(spec, record, cache)
+    if cached is not None:
+        logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
+        record.state.update(cached)
+        record.stages.append(spec.name)
+        return record
     logger.debug("Running %s on %s", spec.name, record.name)
     if spec.is_aggregate:
-        group = list(records) if records is not None else []
         leading: tuple[Any, ...] = (record, group)
         inputs = {name: _collect_input(spec, group, name) for name in spec.inputs}
     else:
         leading = (record,)
         inputs = {name: _read_input(spec, record, name) for name in spec.inputs}
     result = spec.function(*leading, *args, **inputs, **kwargs)
-    _store_outputs(spec, record, result)
+    values = _output_values(spec, record, result)
+    if cache is not None and spec.cachers:
+        values = cache.store(
+            spec.name, values, spec.cachers, record.hash, spec.fingerprint, spec.lazy
+        )
+    for name, value in values.items():
+        record.state[name] = value
     record.output = result
     record.stages.append(spec.name)
     return record
+
+
+def cached_outputs(spec: StageSpec, record: Record, cache: Cache | None) -> dict[str, Any] | None:
+    """The stage's outputs for ``record`` if every one is cached (unloaded), else ``None``."""
+    if cache is None or not spec.cachers:
+        return None
+    if cache.overwrite or (record.params is not None and record.params.overwrite):
+        return None
+    return cache.lookup(
+        spec.name, spec.outputs, spec.cachers, record.hash, spec.fingerprint, spec.lazy
+    )
 
 
 def _call(
@@ -135,7 +183,7 @@ def _call(
         return record
     if spec.is_aggregate and records is None:
         records = [other for other in record.manager.records if other is not record]
-    return execute(spec, record, records, args, kwargs)
+    return execute(spec, record, records, args, kwargs, getattr(record.manager, "cache", None))
 
 
 def _read_input(spec: StageSpec, record: Record, name: str) -> Any:
@@ -166,26 +214,27 @@ def _collect_input(spec: StageSpec, records: list[Record], name: str) -> dict[Re
     return found
 
 
-def _store_outputs(spec: StageSpec, record: Record, result: Any) -> None:
-    if len(spec.outputs) == 1:
-        record.state[spec.outputs[0]] = result
-    elif spec.outputs:
-        if not isinstance(result, (tuple, list)) or len(result) != len(spec.outputs):
-            count = len(result) if isinstance(result, (tuple, list)) else "a single value"
-            raise StageOutputError(
-                f"stage {spec.name!r} declares {len(spec.outputs)} outputs {list(spec.outputs)} "
-                f"but returned {count} on record {record.name!r}; return a tuple with one "
-                f"value per output",
-                record_name=record.name,
-                stage_name=spec.name,
-            )
-        record.state.update(zip(spec.outputs, result, strict=True))
+def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, Any]:
+    if len(spec.outputs) <= 1:
+        return dict(zip(spec.outputs, [result], strict=False))
+    if not isinstance(result, (tuple, list)) or len(result) != len(spec.outputs):
+        count = len(result) if isinstance(result, (tuple, list)) else "a single value"
+        raise StageOutputError(
+            f"stage {spec.name!r} declares {len(spec.outputs)} outputs {list(spec.outputs)} "
+            f"but returned {count} on record {record.name!r}; return a tuple with one "
+            f"value per output",
+            record_name=record.name,
+            stage_name=spec.name,
+        )
+    return dict(zip(spec.outputs, result, strict=True))
 
 
 def _make_spec(
     function: Callable[..., Any],
     inputs: Sequence[str] | None,
-    outputs: Sequence[str] | None,
+    outputs: Sequence[str | Lazy] | None,
+    cachers: Sequence[Cacher] | None,
+    check_code: bool,
     *,
     is_aggregate: bool,
 ) -> StageSpec:
@@ -193,15 +242,45 @@ def _make_spec(
     name = getattr(function, "__name__", None)
     if not callable(function) or name is None:
         raise StageDefinitionError(f"@{kind} decorates a named function, got {function!r}")
+    declared = list(outputs or [])
+    lazy = frozenset(output.name for output in declared if isinstance(output, Lazy))
+    names = [output.name if isinstance(output, Lazy) else output for output in declared]
     spec = StageSpec(
         name=name,
         function=function,
         inputs=_names(kind, name, "inputs", inputs),
-        outputs=_names(kind, name, "outputs", outputs),
+        outputs=_names(kind, name, "outputs", names if outputs is not None else None),
         is_aggregate=is_aggregate,
+        cachers=_check_cachers(kind, name, cachers, len(names), lazy),
+        lazy=lazy,
+        fingerprint=code_fingerprint(function) if check_code else None,
     )
     _check_signature(spec, kind)
     return spec
+
+
+def _check_cachers(
+    kind: str, name: str, cachers: Sequence[Cacher] | None, outputs: int, lazy: frozenset[str]
+) -> tuple[Cacher, ...]:
+    if cachers is None:
+        if lazy:
+            raise StageDefinitionError(
+                f"@{kind} {name!r}: Lazy outputs {sorted(lazy)} live on disk, so they need "
+                "cachers=[...] (one per output), e.g. cachers=[PickleCacher()]"
+            )
+        return ()
+    if len(cachers) != outputs:
+        raise StageDefinitionError(
+            f"@{kind} {name!r} has {outputs} outputs but {len(cachers)} cachers; "
+            "give one cacher per output, in the same order"
+        )
+    for cacher in cachers:
+        if not all(callable(getattr(cacher, m, None)) for m in ("save", "load", "path")):
+            raise StageDefinitionError(
+                f"@{kind} {name!r}: {cacher!r} is not a cacher; pass instances such as "
+                "PickleCacher(), or a Cacher subclass with save(obj, path) and load(path)"
+            )
+    return tuple(cachers)
 
 
 def _names(kind: str, stage_name: str, what: str, names: Sequence[str] | None) -> tuple[str, ...]:

@@ -18,10 +18,12 @@ from typing import Any
 import cloudpickle
 
 from . import _logs
+from ._cache import Cache
 from ._errors import UnpicklableStateError
 from ._plan import Call
-from ._records import Record
+from ._records import Record, State
 from ._stages import execute
+from ._transfer import spill_large
 
 
 @dataclasses.dataclass
@@ -58,18 +60,20 @@ class ChainResult:
 
 @dataclasses.dataclass(frozen=True)
 class WorkerSetup:
-    """How a worker reports back: the parent's pid, its log socket (if any), and the log level."""
+    """How a worker reports back (the parent's pid, its log socket, the log level) and caches."""
 
     parent_pid: int
     log_address: str | None
     log_level: int
+    cache: Cache | None = None
+    spill_dir: str | None = None
 
 
 def travelling_copy(record: Record) -> Record:
     """A copy of ``record`` that a worker may change without touching the parent's record."""
     copy = Record.__new__(Record)
     copy.__dict__.update(record.__getstate__())
-    copy.state = dict(copy.state)
+    copy.state = State(copy.state)
     copy.stages = []
     return copy
 
@@ -79,7 +83,8 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
     results = []
     with _logs.worker_logging(setup.parent_pid, setup.log_address, setup.log_level) as collected:
         for task in tasks:
-            result = run_chain(task)
+            result = run_chain(task, setup.cache)
+            result.changed = spill_large(result.changed, setup.spill_dir)
             if collected is not None:
                 result.logs = collected.drain()
             results.append(result)
@@ -87,24 +92,30 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
     return results
 
 
-def run_chain(task: ChainTask) -> ChainResult:
+def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
     """Run one chain of stages on the task's record, stopping at the first failure."""
     record = task.record
-    before = {key: id(value) for key, value in record.state.items()}
+    state = record.state
+    before = dict(dict.items(state))
     started = time.perf_counter()
     failure = None
     with _logs.tagged(record.name):
         for position, call in enumerate(task.calls):
             _logs.send_event("stage", task.step_id, position)
             try:
-                execute(call.spec, record, None, call.args, call.kwargs)
+                execute(call.spec, record, None, call.args, call.kwargs, cache)
             except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
                 failure = StageFailure(call.spec.name, _travelling(error), traceback.format_exc())
                 break
+    unchanged: set[str] = getattr(state, "loaded", set())  # loaded from disk: the parent can too
     return ChainResult(
         step_id=task.step_id,
-        changed={k: v for k, v in record.state.items() if before.get(k) != id(v)},
-        removed=[key for key in before if key not in record.state],
+        changed={
+            key: value
+            for key, value in dict.items(state)
+            if (key not in before or before[key] is not value) and key not in unchanged
+        },
+        removed=[key for key in before if key not in state],
         stages=record.stages,
         output=record.output,
         failure=failure,

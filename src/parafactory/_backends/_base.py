@@ -8,14 +8,15 @@ from concurrent.futures import Executor
 class Backend:
     """An executor plus what the scheduler must know about its workers.
 
-    ``live_logs``: workers share this machine, so log records come back live over a
-    local socket. ``one_death_fails_all``: a dead worker fails every pending task (a
-    process pool breaks), so suspects must be retried alone.
+    ``same_machine``: workers are processes on this machine, so log records come back
+    live over a local socket and large results through shared memory.
+    ``one_death_fails_all``: a dead worker fails every pending task (a process pool
+    breaks), so suspects must be retried alone.
     """
 
     name = "backend"
     workers = 1
-    live_logs = False
+    same_machine = False
     ships_records = True
     one_death_fails_all = False
 

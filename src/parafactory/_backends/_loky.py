@@ -26,7 +26,7 @@ class LokyBackend(Backend):
     """Chains run in loky worker processes on this machine."""
 
     name = "loky"
-    live_logs = True
+    same_machine = True
     one_death_fails_all = True
 
     def __init__(self, workers: int, code_version: object) -> None:

@@ -1,0 +1,81 @@
+"""Large results travel from workers to the parent through files, not the result pipe.
+
+A state value holding numpy arrays of at least ``PARAFACTORY_SPILL_BYTES``
+bytes (default 1 MiB) is written by the worker with :func:`joblib.dump` into
+a per-run directory in shared memory (``/dev/shm``, else the temporary
+directory) and opened memory-mapped (copy-on-write) by the parent, so it is
+neither pickled through a pipe nor copied into the parent's heap. The
+directory is removed when the run ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+SPILL_BYTES = int(os.environ.get("PARAFACTORY_SPILL_BYTES", 1 << 20))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spilled:
+    """A state value a worker left in a file for the parent to map."""
+
+    path: str
+
+
+@contextlib.contextmanager
+def spill_directory() -> Iterator[str]:
+    """A fresh directory for one run's large results, removed when the run ends."""
+    shared = Path("/dev/shm")
+    base = shared if shared.is_dir() and os.access(shared, os.W_OK) else None
+    directory = tempfile.mkdtemp(prefix=f"parafactory-{os.getpid()}-", dir=base)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def spill_large(values: dict[str, Any], directory: str | None) -> dict[str, Any]:
+    """In a worker: replace each value holding large arrays by a file the parent will map."""
+    if directory is None:
+        return values
+    return {key: _spill(value, directory) for key, value in values.items()}
+
+
+def unspill(values: dict[str, Any]) -> dict[str, Any]:
+    """In the parent: open spilled values memory-mapped."""
+    return {
+        key: joblib.load(value.path, mmap_mode="c") if isinstance(value, Spilled) else value
+        for key, value in values.items()
+    }
+
+
+def _spill(value: Any, directory: str) -> Any:
+    if _array_bytes(value) < SPILL_BYTES:
+        return value
+    path = os.path.join(directory, f"{uuid.uuid4().hex}.joblib")
+    joblib.dump(value, path)
+    return Spilled(path)
+
+
+def _array_bytes(value: Any, depth: int = 0) -> int:
+    """Bytes of numpy arrays in ``value``, looking two levels into lists, tuples and dicts."""
+    dtype = getattr(value, "dtype", None)
+    if type(value).__module__ == "numpy" and dtype is not None and hasattr(value, "nbytes"):
+        return 0 if dtype.hasobject else int(value.nbytes)  # object arrays cannot be mapped
+    if depth >= 2:
+        return 0
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_array_bytes(item, depth + 1) for item in value[:1000])
+    return 0
