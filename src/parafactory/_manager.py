@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import logging
 import os
 import platform
 import sys
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from . import _logs, _report
-from ._backends import open_backend
+from ._backends import Backend, open_backend
 from ._cache import Cache
 from ._cpus import resolve_n_jobs
 from ._parameters import ExperimentParameters, parameters_representation
@@ -141,28 +142,26 @@ class ArtifactManager:
         ...     find_maximum_final_value(Record(manager, None))
         >>> records = manager.run(experiment, param_sets, n_jobs=4)
         """
-        if not callable(experiment):
-            raise TypeError(
-                f"run() takes the experiment function first, got {type(experiment).__name__}; "
-                "pass a function experiment(param_sets, manager)"
-            )
-        if errors not in ("raise", "continue"):
-            raise ValueError(f"errors must be 'raise' or 'continue', got {errors!r}")
+        _check_run_arguments(experiment, errors)
         workers = resolve_n_jobs(n_jobs)
         records, steps = self._plan(experiment, param_sets)
-        pool = open_backend(
-            backend,
-            workers,
-            client=client,
-            code_version=source_version(call.spec for step in steps for call in step.calls),
-        )
+        specs = (call.spec for step in steps for call in step.calls)
+        pool = open_backend(backend, workers, client=client, code_version=source_version(specs))
         if pool.ships_records:
             for record in records:
                 check_travels(record)
         self._register_params(records)
-        listener = _logs.log_listener() if pool.same_machine else None
         total = len({id(step.record) for step in steps})
-        progress_display = Progress(total, enabled=progress, description=self.name)
+        self._schedule(
+            steps, pool, errors, Progress(total, enabled=progress, description=self.name)
+        )
+        return records
+
+    def _schedule(
+        self, steps: list[Step], pool: Backend, errors: ErrorPolicy, progress: Progress
+    ) -> None:
+        """Run the planned steps on ``pool``, with the log channel and spill directory it needs."""
+        listener = _logs.log_listener() if pool.same_machine else None
         with contextlib.ExitStack() as stack:
             spill_dir = stack.enter_context(spill_directory()) if pool.same_machine else None
             setup = WorkerSetup(
@@ -172,30 +171,24 @@ class ArtifactManager:
                 cache=self.cache,
                 spill_dir=spill_dir,
             )
-            scheduler = Scheduler(
-                steps,
-                pool,
-                errors=errors,
-                progress=progress_display,
-                setup=setup,
-                listener=listener,
-            )
-            scheduler.run()
-        return records
+            Scheduler(
+                steps, pool, errors=errors, progress=progress, setup=setup, listener=listener
+            ).run()
 
     def _plan(self, experiment: Experiment, param_sets: Any) -> tuple[list[Record], list[Step]]:
         """Call the experiment in planning mode; return the records it made and its steps."""
         first_new = len(self.records)
         self._planner = planner = Planner()
-        try:
-            experiment(param_sets, self)
-        finally:
-            self._planner = None
-            records = self.records[first_new:]
-            for record in records:
-                record._planner = None
-                if isinstance(record.state, WriteOnlyState):
-                    record.state = record.state.unlocked()
+        with _garbage_collection_paused():
+            try:
+                experiment(param_sets, self)
+            finally:
+                self._planner = None
+                records = self.records[first_new:]
+                for record in records:
+                    record._planner = None
+                    if isinstance(record.state, WriteOnlyState):
+                        record.state = record.state.unlocked()
         return records, planner.steps
 
     def _describe_run(self) -> dict[str, Any]:
@@ -243,6 +236,28 @@ class ArtifactManager:
 
     def __repr__(self) -> str:
         return f"<ArtifactManager {self.reference!r} records={len(self.records)}>"
+
+
+@contextlib.contextmanager
+def _garbage_collection_paused() -> Iterator[None]:
+    """Planning allocates only objects that survive it: generational scans would be wasted."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _check_run_arguments(experiment: Any, errors: str) -> None:
+    if not callable(experiment):
+        raise TypeError(
+            f"run() takes the experiment function first, got {type(experiment).__name__}; "
+            "pass a function experiment(param_sets, manager)"
+        )
+    if errors not in ("raise", "continue"):
+        raise ValueError(f"errors must be 'raise' or 'continue', got {errors!r}")
 
 
 def _check_param_sets(param_sets: list[Any]) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._records import Record
 from ._stages import StageSpec
 
 
-@dataclasses.dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     """One recorded stage call: the stage, its extra arguments and, for an aggregate, its group."""
 
     spec: StageSpec
@@ -62,7 +61,7 @@ class Planner:
         if spec.is_aggregate:
             self._add_aggregate(spec, record, records, args, kwargs)
         else:
-            self._chain_for(record).calls.append(Call(spec, args, dict(kwargs)))
+            self._chain_for(record).calls.append(Call(spec, args, kwargs))
 
     def _chain_for(self, record: Record) -> Step:
         chain = self._open_chain.get(id(record))
@@ -83,7 +82,7 @@ class Planner:
             records = [other for other in record.manager.records if other is not record]
         group = tuple(records)
         step = self._new_step(record, is_aggregate=True)
-        step.calls.append(Call(spec, args, dict(kwargs), group))
+        step.calls.append(Call(spec, args, kwargs, group))
         for member in group:
             self._open_chain.pop(id(member), None)
             if id(member) in self._last_step and member is not record:
