@@ -19,13 +19,14 @@ from . import _logs, _report
 from ._backends import Backend, open_backend
 from ._cache import Cache
 from ._cpus import resolve_n_jobs
+from ._errors import UnpicklableStateError
 from ._parameters import ExperimentParameters, parameters_representation
 from ._plan import Planner, Step
 from ._progress import Progress
 from ._records import Record, WriteOnlyState
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
-from ._stages import source_version, spec_of
+from ._stages import spec_of
 from ._transfer import spill_directory
 from ._workers import WorkerSetup, check_travels
 
@@ -143,13 +144,10 @@ class ArtifactManager:
         >>> records = manager.run(experiment, param_sets, n_jobs=4)
         """
         _check_run_arguments(experiment, errors)
-        workers = resolve_n_jobs(n_jobs)
+        pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
         records, steps = self._plan(experiment, param_sets)
-        specs = (call.spec for step in steps for call in step.calls)
-        pool = open_backend(backend, workers, client=client, code_version=source_version(specs))
         if pool.ships_records:
-            for record in records:
-                check_travels(record)
+            self._check_travels(records)
         self._register_params(records)
         total = len({id(step.record) for step in steps})
         self._schedule(
@@ -190,6 +188,15 @@ class ArtifactManager:
                     if isinstance(record.state, WriteOnlyState):
                         record.state = record.state.unlocked()
         return records, planner.steps
+
+    def _check_travels(self, records: list[Record]) -> None:
+        """Refuse a plan whose records cannot be pickled, leaving no trace of it."""
+        try:
+            for record in records:
+                check_travels(record)
+        except UnpicklableStateError:
+            del self.records[len(self.records) - len(records) :]
+            raise
 
     def _describe_run(self) -> dict[str, Any]:
         return {

@@ -142,7 +142,7 @@ class WriteOnlyState(dict[str, Any]):
         )
 
     __getitem__ = get = __contains__ = keys = values = items = _refuse
-    __len__ = __repr__ = pop = setdefault = copy = _refuse
+    __len__ = __repr__ = __eq__ = __ne__ = pop = setdefault = copy = _refuse
 
     def __iter__(self) -> Iterator[str]:
         return self._refuse()  # type: ignore[no-any-return]

@@ -8,14 +8,11 @@ scheduler. Workers run stages through the same :func:`execute`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import inspect
 import logging
-import os
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cache import Cache, Cacher, Lazy, code_fingerprint
@@ -314,15 +311,3 @@ def _check_signature(spec: StageSpec, kind: str) -> None:
             f"accept; add parameters named {', '.join(missing)} (inputs arrive as keyword "
             f"arguments)"
         )
-
-
-def source_version(specs: Iterable[StageSpec]) -> tuple[tuple[str, int], ...]:
-    """When the files defining these stages last changed: a new value means new code on disk."""
-    versions = set()
-    for spec in specs:
-        module = sys.modules.get(spec.function.__module__)
-        path = getattr(module, "__file__", None)
-        if path is not None and spec.function.__module__ != "__main__":
-            with contextlib.suppress(OSError):
-                versions.add((path, os.stat(path).st_mtime_ns))
-    return tuple(sorted(versions))

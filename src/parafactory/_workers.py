@@ -2,10 +2,11 @@
 
 The parent sends :class:`ChainTask` batches; for each, the worker runs the
 stages on its copy of the record through the same runner as eager mode and
-sends back a :class:`ChainResult` with only the state it changed, so large
-inputs do not travel back. A failing stage stops its chain; what the earlier
-stages computed still comes back. Everything here is module-level and
-picklable, and none of it knows about the manager.
+sends back a :class:`ChainResult` with the record's state (values a stage may
+have changed in place included; artifacts still on disk left out). A failing
+stage stops its chain; what the earlier stages computed still comes back.
+Everything here is module-level and picklable, and none of it knows about
+the manager.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import cloudpickle
 
 from . import _logs
-from ._cache import Cache
+from ._cache import Artifact, Cache
 from ._errors import UnpicklableStateError
 from ._plan import Call
 from ._records import Record, State
@@ -97,6 +98,7 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
     record = task.record
     state = record.state
     before = dict(dict.items(state))
+    loaded_from_disk: set[str] = getattr(state, "loaded", set())
     started = time.perf_counter()
     failure = None
     with _logs.tagged(record.name):
@@ -107,14 +109,15 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
             except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
                 failure = StageFailure(call.spec.name, _travelling(error), traceback.format_exc())
                 break
-    unchanged: set[str] = getattr(state, "loaded", set())  # loaded from disk: the parent can too
+    changed = {  # every value, since a stage may change one in place; not those on disk
+        key: value
+        for key, value in dict.items(state)
+        if key not in loaded_from_disk
+        and not (isinstance(value, Artifact) and before.get(key) is value)
+    }
     return ChainResult(
         step_id=task.step_id,
-        changed={
-            key: value
-            for key, value in dict.items(state)
-            if (key not in before or before[key] is not value) and key not in unchanged
-        },
+        changed=changed,
         removed=[key for key in before if key not in state],
         stages=record.stages,
         output=record.output,

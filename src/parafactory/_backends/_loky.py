@@ -1,15 +1,20 @@
 """The default local pool: loky's reusable process executor.
 
-Workers outlive a run so the next run starts warm, unless the code of the
-stages changed on disk since the pool started (then it is restarted, so an
-edited and reloaded module never runs stale code in a worker). Native thread
+Workers outlive a run so the next run starts warm, unless code changed since
+the pool started: a loaded module's file changed on disk, or ``sys.path``
+changed. Then the pool is restarted, so an edited and reloaded module never
+runs stale code in a worker, and a notebook's new import paths reach it. Native thread
 pools in the workers are capped so workers × threads ≤ usable CPUs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
+import sys
+import sysconfig
 from typing import Any
 
 from loky import get_reusable_executor
@@ -20,6 +25,9 @@ from ._base import Backend
 
 _IDLE_WORKER_SECONDS = 300
 _code_version_of_pool: object = None
+_INSTALLED = tuple(
+    {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+)  # modules here change only with a reinstall, not between two runs
 
 
 class LokyBackend(Backend):
@@ -29,13 +37,14 @@ class LokyBackend(Backend):
     same_machine = True
     one_death_fails_all = True
 
-    def __init__(self, workers: int, code_version: object) -> None:
+    def __init__(self, workers: int) -> None:
         self.workers = workers
         self._env = thread_limits(workers, usable_cpu_count())
-        super().__init__(self._executor(code_version))
+        super().__init__(self._executor())
 
-    def _executor(self, code_version: object) -> Any:
+    def _executor(self) -> Any:
         global _code_version_of_pool
+        code_version = _loaded_code_version()
         stale = code_version != _code_version_of_pool
         _code_version_of_pool = code_version
         return get_reusable_executor(
@@ -53,7 +62,7 @@ class LokyBackend(Backend):
         return describe_exit(codes[0]) if codes else "the worker process died"
 
     def restart(self) -> None:
-        self.executor = self._executor(_code_version_of_pool)
+        self.executor = self._executor()
 
     def abort(self) -> None:
         pool: Any = self.executor
@@ -71,9 +80,20 @@ def describe_exit(code: int) -> str:
     return text
 
 
-def open(workers: int, *, code_version: object = None, **_: Any) -> LokyBackend:
+def _loaded_code_version() -> tuple[object, ...]:
+    """``sys.path`` and when each loaded module outside the Python installation last changed."""
+    stamps = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and not path.startswith(_INSTALLED):
+            with contextlib.suppress(OSError):
+                stamps.append((path, os.stat(path).st_mtime_ns))
+    return (tuple(sys.path), frozenset(stamps))
+
+
+def open(workers: int, **_: Any) -> LokyBackend:
     """The loky backend with ``workers`` processes."""
-    return LokyBackend(workers, code_version)
+    return LokyBackend(workers)
 
 
 __all__ = ["LokyBackend", "describe_exit", "open"]

@@ -1,0 +1,49 @@
+"""Shared fixtures: the three backends every contract test runs on, and a manager under tmp_path."""
+
+import pytest
+
+from parafactory import ArtifactManager
+
+BACKENDS = ["inprocess", "loky", "dask"]
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A local dask cluster of 2 worker processes, started on first use, closed at session end."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Keyword arguments for ``manager.map``/``manager.run`` selecting one backend.
+
+    Narrow it with ``@pytest.mark.parametrize("backend", ["loky", "dask"], indirect=True)``.
+    """
+    if request.param == "inprocess":
+        return {"n_jobs": 1}
+    if request.param == "loky":
+        return {"n_jobs": 2}
+    if request.param == "dask":
+        return {"backend": "dask", "client": request.getfixturevalue("dask_client")}
+    raise ValueError(f"unknown backend fixture parameter {request.param!r}")
+
+
+@pytest.fixture
+def manager(tmp_path):
+    """An ArtifactManager whose cache, runs, logs and reports all live in tmp_path."""
+    manager = ArtifactManager(
+        "parallel",
+        cache_dir=tmp_path / "cache",
+        runs_dir=tmp_path / "runs",
+        logs_dir=tmp_path / "logs",
+        reports_dir=tmp_path / "reports",
+    )
+    yield manager
+    manager.close()

@@ -1,0 +1,165 @@
+"""Dead workers: a stage that kills its process fails only its own record (issue 3, item 4).
+
+The culprit is retried at most once, alone; records that were running on the other
+worker when it died still complete; the run never hangs. Every execution of a stage
+leaves lines in a marker file (see ``proc_stages.act``), so the tests count them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from proc_stages import Job, act, double, read_runs
+
+from parafactory import ArtifactManager, WorkerDiedError
+
+SLEEPER_SECONDS = 1.5
+RUN_SECONDS_LIMIT = 40  # a healthy run takes a few seconds; a hang hits this
+
+
+def make_manager(tmp_path, name="dead_workers"):
+    return ArtifactManager(
+        name,
+        cache_dir=tmp_path / "cache",
+        runs_dir=tmp_path / "runs",
+        logs_dir=tmp_path / "logs",
+        reports_dir=tmp_path / "reports",
+    )
+
+
+def make_jobs(markers, culprit_action, quick=4):
+    """A sleeper (in flight while the culprit dies), the culprit, then quick records."""
+    markers.mkdir(exist_ok=True)
+    where = str(markers)
+    return [
+        Job(name="sleeper", action="sleep", seconds=SLEEPER_SECONDS, value=1, marker_dir=where),
+        Job(name="culprit", action=culprit_action, seconds=0.3, value=2, marker_dir=where),
+        *[Job(name=f"quick{i}", action="ok", value=10 + i, marker_dir=where) for i in range(quick)],
+    ]
+
+
+def overlaps(run, start, stop):
+    """Whether an execution ran at some moment of [start, stop]."""
+    run_stop = run["stop"] if run["stop"] is not None else float("inf")
+    return run["start"] <= stop and run_stop >= start
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize(
+    ("action", "how"),
+    [
+        ("exit13", ["exit code 13"]),
+        ("sigkill", ["SIGKILL", "out-of-memory"]),
+        ("segfault", ["SIGSEGV"]),
+    ],
+)
+def test_dying_stage_fails_only_its_record(tmp_path, action, how):
+    markers = tmp_path / "markers"
+    jobs = make_jobs(markers, action)
+    with make_manager(tmp_path) as manager:
+        started = time.monotonic()
+        records = manager.map(
+            jobs, [act, double], n_jobs=2, backend="loky", errors="continue", progress=False
+        )
+        elapsed = time.monotonic() - started
+    assert elapsed < RUN_SECONDS_LIMIT
+
+    by_name = {record.name: record for record in records}
+    culprit = by_name.pop("culprit")
+
+    # The culprit's record, and only it, failed, with a message that says how.
+    assert isinstance(culprit.error, WorkerDiedError)
+    message = str(culprit.error)
+    assert "worker" in message and "died" in message
+    for words in how:
+        assert words in message
+    assert culprit.error.record_name == "culprit"
+    assert culprit.error.stage_name == "act"
+    assert "doubled" not in culprit.state
+    for name, record in by_name.items():
+        assert record.error is None, name
+        job = record.params
+        assert record.state == {"result": job.value * 10, "doubled": job.value * 20}, name
+        assert record.stages == ["act", "double"], name
+
+    # Executions: the culprit ran once plus at most one retry, and the retry ran alone.
+    culprit_runs = read_runs(markers, "culprit")
+    assert 1 <= len(culprit_runs) <= 2
+    assert all(run["how"] == "dying" for run in culprit_runs)
+    others = {name: read_runs(markers, name) for name in by_name}
+    for name, runs in others.items():
+        assert runs and runs[-1]["how"] == "end", name
+    if len(culprit_runs) == 2:
+        retry = culprit_runs[1]
+        for name, runs in others.items():
+            for run in runs:
+                assert not overlaps(run, retry["start"], retry["stop"]), (name, run, retry)
+
+    # The sleeper really was in flight on the other worker when the culprit first died,
+    # and still completed.
+    first_death = culprit_runs[0]["stop"]
+    sleeper_runs = others["sleeper"]
+    assert any(
+        run["start"] < first_death
+        and (run["how"] == "lost" or run["stop"] > first_death)
+        and run["pid"] != culprit_runs[0]["pid"]
+        for run in sleeper_runs
+    ), (sleeper_runs, culprit_runs)
+
+
+@pytest.mark.timeout(90)
+def test_dying_stage_with_errors_raise_raises_worker_died(tmp_path):
+    markers = tmp_path / "markers"
+    jobs = make_jobs(markers, "exit13", quick=2)
+    with make_manager(tmp_path) as manager:
+        started = time.monotonic()
+        with pytest.raises(WorkerDiedError, match="exit code 13") as caught:
+            manager.map(jobs, [act], n_jobs=2, backend="loky", errors="raise", progress=False)
+        assert time.monotonic() - started < RUN_SECONDS_LIMIT
+    assert caught.value.record_name == "culprit"
+    assert caught.value.stage_name == "act"
+    culprit = next(record for record in manager.records if record.name == "culprit")
+    assert culprit.error is caught.value
+    assert 1 <= len(read_runs(markers, "culprit")) <= 2
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.mark.timeout(110)
+def test_dask_worker_exit_fails_only_its_record(tmp_path, dask_client):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    where = str(markers)
+    jobs = [
+        Job(name=f"ok{i}", action="sleep", seconds=0.2, value=i, marker_dir=where)
+        for i in range(4)
+    ]
+    jobs.insert(1, Job(name="culprit", action="exit13", value=99, marker_dir=where))
+    with make_manager(tmp_path, "dead_dask") as manager:
+        started = time.monotonic()
+        records = manager.map(
+            jobs, [act], backend="dask", client=dask_client, errors="continue", progress=False
+        )
+        assert time.monotonic() - started < 90
+    by_name = {record.name: record for record in records}
+    culprit = by_name.pop("culprit")
+    assert isinstance(culprit.error, WorkerDiedError)
+    assert "died" in str(culprit.error)
+    assert culprit.error.record_name == "culprit"
+    assert "result" not in culprit.state
+    for name, record in by_name.items():
+        assert record.error is None, name
+        assert record.state == {"result": record.params.value * 10}, name

@@ -1,0 +1,116 @@
+"""Failures are per record: errors="raise" stops and explains, errors="continue" carries on."""
+
+import logging
+
+import pytest
+
+import workloads as w
+from parafactory import ArtifactManager, Record, StageFailedError
+
+
+def test_raise_stops_dispatching_and_names_record_stage_and_cause(manager, backend):
+    params = [w.Params(name=f"r{i:02d}", value=i, fail=(i == 0), sleep=0.1) for i in range(30)]
+    with pytest.raises(StageFailedError) as excinfo:
+        manager.map(params, [w.fail_or_sleep], errors="raise", progress=False, **backend)
+
+    error = excinfo.value
+    message = str(error)
+    for part in ["'r00'", "'fail_or_sleep'", "WorkloadError", "boom on purpose in r00"]:
+        assert part in message
+    assert (error.record_name, error.stage_name) == ("r00", "fail_or_sleep")
+    cause = error.__cause__
+    assert type(cause) is w.WorkloadError
+    assert str(cause) == "boom on purpose in r00"
+    # The worker's traceback travels as the original exception's own cause.
+    assert "fail_or_sleep" in str(cause.__cause__)
+    assert "boom on purpose in r00" in str(cause.__cause__)
+
+    records = manager.records
+    assert len(records) == 30
+    assert records[0].state == {} and records[0].stages == []
+    assert records[0].error is not None and "r00" in str(records[0].error)
+    finished = [r for r in records[1:] if r.state]
+    never_ran = [r for r in records[1:] if not r.state]
+    # Finished records keep their state; dispatching stopped, so the sweep did not complete.
+    assert finished, "records in flight when the failure arrived should have finished"
+    assert never_ran, "dispatching should stop after the failure"
+    for record in finished:
+        assert record.state == {"slept": record.params.value}
+        assert record.stages == ["fail_or_sleep"]
+        assert record.error is None
+    assert all(r.stages == [] and r.error is None for r in never_ran)
+
+
+def _eager_warning(tmp_path, caplog):
+    """The warning eager mode logs when an aggregate's input lacks 'refined' on record 'bad'."""
+    eager = ArtifactManager("eager", runs_dir=tmp_path / "eager-runs", dry=True, console_log=False)
+    good = w.refine(w.fail_or_sleep(Record(eager, w.Params(name="good", value=1))))
+    bad = Record(eager, w.Params(name="bad", fail=True))
+    with caplog.at_level(logging.WARNING, logger="parafactory"):
+        w.collect_refined(Record(eager, None), [good, bad])
+    eager.close()
+    messages = [r.getMessage() for r in caplog.records if "'bad'" in r.getMessage()]
+    caplog.clear()
+    assert len(messages) == 1
+    return messages[0]
+
+
+def test_continue_marks_the_record_skips_its_dependants_and_summarises(
+    manager, backend, tmp_path, caplog, capsys
+):
+    eager_warning = _eager_warning(tmp_path, caplog)
+    params = [
+        w.Params(name="bad" if i == 2 else f"r{i}", value=i, fail=(i == 2), sleep=0.05)
+        for i in range(6)
+    ]
+    with caplog.at_level(logging.WARNING):
+        records = manager.run(
+            w.failing_experiment, params, errors="continue", progress=True, **backend
+        )
+
+    assert len(records) == 7
+    bad, aggregate_record = records[2], records[6]
+    assert isinstance(bad.error, StageFailedError)
+    assert type(bad.error.__cause__) is w.WorkloadError
+    assert bad.error.stage_name == "fail_or_sleep"
+    # Everything on the failed record after the failing stage is skipped.
+    assert bad.state == {} and bad.stages == []
+    for record in records[:2] + records[3:6]:
+        v = record.params.value
+        assert record.error is None
+        assert record.stages == ["fail_or_sleep", "refine", "after_aggregate"]
+        assert record.state == {"slept": v, "refined": 10 * v, "after": 10 * v + 1}
+
+    # The aggregate ran over the records that have its input, with eager mode's warning.
+    assert aggregate_record.error is None
+    assert aggregate_record.stages == ["collect_refined"]
+    assert aggregate_record.state == {"refined_by_name": {f"r{i}": 10 * i for i in [0, 1, 3, 4, 5]}}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(message.endswith(eager_warning) for message in warnings), warnings
+
+    summary = "6 of 7 records finished, 1 failed: 'bad'"
+    assert summary in warnings
+    # ... and the same line closes the progress display (plain text: stderr is no terminal).
+    assert f"{manager.name}: {summary} [" in capsys.readouterr().err
+
+
+def test_failure_in_a_later_stage_keeps_what_earlier_stages_computed(manager, backend):
+    params = [w.Params(name="ok", value=1), w.Params(name="half", value=2, group="fail-in-refine")]
+    records = manager.map(
+        params, [w.fail_or_sleep, w.refine], errors="continue", progress=False, **backend
+    )
+    ok, half = records
+    assert ok.state == {"slept": 1, "refined": 10} and ok.error is None
+    assert half.state == {"slept": 2}
+    assert half.stages == ["fail_or_sleep"]
+    assert half.error.stage_name == "refine"
+    assert "refine refused half" in str(half.error)
+
+
+def test_failure_inside_a_batch_of_short_records_fails_only_that_record(manager, backend):
+    """Short chains travel several per task; a failure must still stay with its own record."""
+    params = [w.Params(name=f"q{i:03d}", value=i, fail=(i == 150)) for i in range(300)]
+    records = manager.map(params, [w.fail_or_sleep], errors="continue", progress=False, **backend)
+    failed = [r.name for r in records if r.error is not None]
+    assert failed == ["q150"]
+    assert [r.state.get("slept") for r in records] == [i if i != 150 else None for i in range(300)]

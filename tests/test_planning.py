@@ -1,0 +1,193 @@
+"""Planning mode, and bad input that must be refused before any stage runs."""
+
+import os
+import re
+import sys
+import threading
+
+import pytest
+
+import workloads as w
+from parafactory import (
+    BackendUnavailableError,
+    PlanningStateError,
+    Record,
+    UnpicklableStateError,
+)
+
+# -- planning mode ------------------------------------------------------------------------
+
+STATE_READS = {
+    "getitem": lambda state: state["marked"],
+    "get": lambda state: state.get("marked"),
+    "contains": lambda state: "marked" in state,
+    "iterate": lambda state: list(state),
+    "len": len,
+    "truth": bool,
+    "keys": lambda state: state.keys(),
+    "items": lambda state: state.items(),
+    "values": lambda state: state.values(),
+}
+
+
+@pytest.mark.parametrize("read", STATE_READS.values(), ids=STATE_READS.keys())
+def test_reading_state_while_planning_says_to_move_the_logic_into_a_stage(manager, tmp_path, read):
+    marker = tmp_path / "marker"
+
+    def experiment(param_sets, manager):
+        for params in param_sets:
+            record = w.touch_marker(Record(manager, params))
+            record.state["written"] = 1  # writing is allowed
+            read(record.state)
+
+    with pytest.raises(PlanningStateError) as excinfo:
+        manager.run(experiment, [w.Params(name="a", marker=str(marker))], n_jobs=1, progress=False)
+    assert re.search(r"move .*into a @stage", str(excinfo.value), re.IGNORECASE)
+    assert not marker.exists()
+
+
+def test_stage_calls_are_recorded_while_planning_and_run_afterwards(manager, backend, tmp_path):
+    markers = [tmp_path / f"marker{i}" for i in range(3)]
+    seen_while_planning = []
+
+    def experiment(param_sets, manager):
+        for params in param_sets:
+            record = w.touch_marker(Record(manager, params))
+            assert isinstance(record, Record)
+            seen_while_planning.append(os.path.exists(params.marker))
+
+    params = [w.Params(name=f"m{i}", marker=str(marker)) for i, marker in enumerate(markers)]
+    records = manager.run(experiment, params, progress=False, **backend)
+    assert seen_while_planning == [False, False, False]
+    assert [marker.read_text() for marker in markers] == ["m0", "m1", "m2"]
+    assert [r.state for r in records] == [{"marked": True}] * 3
+
+
+def test_state_written_while_planning_reaches_the_stages(manager, backend):
+    def experiment(param_sets, manager):
+        for params in param_sets:
+            record = Record(manager, params)
+            record.state["offset"] = 100 * params.value
+            w.use_offset(record)
+
+    records = manager.run(experiment, w.numbered_params(4), progress=False, **backend)
+    assert [r.state for r in records] == [{"offset": 100 * i, "shifted": 101 * i} for i in range(4)]
+
+
+def test_extra_stage_arguments_reach_the_stage_in_the_worker(manager, backend, request):
+    def experiment(param_sets, manager):
+        for params in param_sets:
+            w.scale_with(Record(manager, params), factor=params.value + 1, offset=7)
+        w.scale_with(Record(manager, w.Params(name="positional", value=2)), 5, 1)
+
+    records = manager.run(experiment, w.numbered_params(4), progress=False, **backend)
+    assert [r.state["scaled"] for r in records] == [i * (i + 1) + 7 for i in range(4)] + [11]
+    pids = {r.state["pid"] for r in records}
+    if request.node.callspec.params["backend"] == "inprocess":
+        assert pids == {os.getpid()}
+    else:
+        assert os.getpid() not in pids
+
+
+# -- bad input: a clear error, and no stage has run ------------------------------------------
+
+
+@pytest.fixture
+def marker(tmp_path):
+    return tmp_path / "ran"
+
+
+@pytest.fixture
+def marker_params(marker):
+    return [w.Params(name="first", marker=str(marker))]
+
+
+def marker_experiment(param_sets, manager):
+    for params in param_sets:
+        w.touch_marker(Record(manager, params))
+
+
+def assert_nothing_ran(manager, marker):
+    assert not marker.exists()
+    assert all(r.stages == [] and "marked" not in r.state for r in manager.records)
+
+
+@pytest.mark.parametrize("entry", ["map", "run"])
+def test_n_jobs_zero(manager, marker, marker_params, entry):
+    with pytest.raises(ValueError, match="n_jobs"):
+        if entry == "map":
+            manager.map(marker_params, [w.touch_marker], n_jobs=0, progress=False)
+        else:
+            manager.run(marker_experiment, marker_params, n_jobs=0, progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+def test_unknown_backend(manager, marker, marker_params):
+    with pytest.raises(ValueError, match="unknown backend 'spark'"):
+        manager.map(marker_params, [w.touch_marker], n_jobs=2, backend="spark", progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+def test_unknown_error_policy(manager, marker, marker_params):
+    with pytest.raises(ValueError, match="errors"):
+        manager.run(marker_experiment, marker_params, n_jobs=1, errors="ignore", progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+@pytest.mark.parametrize("intruder", [print, "touch_marker", None], ids=["function", "str", "none"])
+def test_map_with_a_non_stage(manager, marker, marker_params, intruder):
+    with pytest.raises(TypeError, match=r"stages\[1\].*not a @stage"):
+        manager.map(marker_params, [w.touch_marker, intruder], n_jobs=1, progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+def test_map_with_an_aggregate(manager, marker, marker_params):
+    with pytest.raises(TypeError, match=r"stages\[1\] is an @aggregate"):
+        manager.map(marker_params, [w.touch_marker, w.collect_refined], n_jobs=1, progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+def test_map_with_a_single_stage_not_in_a_list(manager, marker, marker_params):
+    with pytest.raises(TypeError, match="list of @stage"):
+        manager.map(marker_params, w.touch_marker, n_jobs=1, progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+def test_experiment_not_callable(manager, marker, marker_params):
+    with pytest.raises(TypeError, match="experiment"):
+        manager.run("marker_experiment", marker_params, n_jobs=1, progress=False)
+    assert_nothing_ran(manager, marker)
+
+
+@pytest.mark.parametrize("bad", [{"name": "dict"}, "p1", None], ids=["dict", "str", "none"])
+def test_map_with_a_parameter_set_that_is_not_experiment_parameters(
+    manager, marker, marker_params, bad
+):
+    with pytest.raises(TypeError, match="parameter set 1 .*ExperimentParameters"):
+        manager.map([*marker_params, bad], [w.touch_marker], n_jobs=1, progress=False)
+    assert_nothing_ran(manager, marker)
+    assert manager.records == []
+
+
+@pytest.mark.parametrize("backend", ["loky", "dask"], indirect=True)
+def test_unpicklable_state_names_the_record_and_the_key(manager, backend, marker, marker_params):
+    def experiment(param_sets, manager):
+        marker_experiment(param_sets, manager)  # a good record first
+        record = Record(manager, w.Params(name="locked", marker=str(marker) + "-locked"))
+        record.state["lock"] = threading.Lock()
+        w.touch_marker(record)
+
+    with pytest.raises(UnpicklableStateError) as excinfo:
+        manager.run(experiment, marker_params, progress=False, **backend)
+    message = str(excinfo.value)
+    assert "'locked'" in message and "'lock'" in message
+    assert_nothing_ran(manager, marker)
+    assert not os.path.exists(str(marker) + "-locked")
+
+
+def test_dask_without_distributed_says_what_to_install(manager, marker, marker_params, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'parafactory\[dask\]'") as info:
+        manager.map(marker_params, [w.touch_marker], n_jobs=2, backend="dask", progress=False)
+    assert isinstance(info.value, ImportError)
+    assert_nothing_ran(manager, marker)
