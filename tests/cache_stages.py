@@ -107,7 +107,7 @@ class CountingCacher(PickleCacher):
 
 
 def loads(cache_dir: Path, output: str | None = None) -> int:
-    """How many times :class:`CountingCacher` loaded artifacts (of ``output``) from ``cache_dir``."""
+    """How often :class:`CountingCacher` loaded artifacts (of ``output``) from ``cache_dir``."""
     loads_dir = Path(cache_dir) / "loads"
     if not loads_dir.is_dir():
         return 0

@@ -30,7 +30,8 @@ DYING = ("exit13", "sigkill", "segfault")
 
 @dataclasses.dataclass
 class Job(ExperimentParameters):
-    """``action``: ok, sleep, raise, exit13, sigkill or segfault; ``seconds`` before it."""
+    """``action``: ok, sleep, raise, exit13, sigkill, segfault or dies_when_sent (see
+    :func:`act`); ``seconds``: how long to sleep first."""
 
     action: str = "ok"
     seconds: float = 0.0
@@ -99,6 +100,13 @@ def die(action: str) -> None:
     raise AssertionError(f"still alive after {action}")
 
 
+class DiesWhenSent:
+    """A stage output that kills its process when pickled, i.e. when the worker sends it."""
+
+    def __reduce__(self):
+        os._exit(13)
+
+
 @stage(outputs=["result"])
 def act(record):
     """Do what ``record.params.action`` says, leaving marker lines; output ``value * 10``."""
@@ -111,6 +119,14 @@ def act(record):
     if params.action == "raise":
         note(params, "end")
         raise ValueError(f"planned failure of {params.name}")
+    if params.action == "dies_when_sent":
+        # The first run ends well, but its worker dies while sending the result back;
+        # every later run dies at once.
+        if len(read_runs(Path(params.marker_dir), params.name)) > 1:
+            note(params, "dying")
+            os._exit(13)
+        note(params, "end")
+        return DiesWhenSent()
     note(params, "end")
     return params.value * 10
 

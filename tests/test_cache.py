@@ -20,9 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import parafactory._cache
 from cache_stages import (
     PAYLOAD,
     RACE_BYTES,
+    ChunkedCacher,
     Sweep,
     blob,
     chain_experiment,
@@ -37,8 +40,6 @@ from cache_stages import (
     write_blob_eagerly,
     x_sum_experiment,
 )
-
-import parafactory._cache
 from parafactory import (
     Cacher,
     JoblibCacher,
@@ -135,11 +136,6 @@ def test_a_non_cacher_is_refused():
             return 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a cacher class (curifactory style, cachers=[PickleCacher]) passes the check "
-    "at decoration, then the run fails with TypeError from the unbound Cacher.path",
-)
 def test_a_cacher_class_is_refused_or_works(tmp_path):
     try:
 
@@ -364,9 +360,7 @@ def submissions(monkeypatch):
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_parallel_rerun_of_cached_sweep_dispatches_and_loads_nothing(
-    tmp_path, n_jobs, submissions
-):
+def test_parallel_rerun_of_cached_sweep_dispatches_and_loads_nothing(tmp_path, n_jobs, submissions):
     markers = tmp_path / "markers"
     manager_for(tmp_path).run(chain_experiment, sweep(markers, 4), n_jobs=n_jobs, progress=False)
     assert len(executions(markers)) == 4 + 4 + 1
@@ -396,7 +390,11 @@ def test_only_artifacts_an_uncached_stage_reads_are_loaded(tmp_path, n_jobs, sub
     )
 
     assert submissions == []
-    assert executions(markers, "first") == executions(markers, "second") == ["r00", "r01", "r02", "r03"]
+    assert (
+        executions(markers, "first")
+        == executions(markers, "second")
+        == ["r00", "r01", "r02", "r03"]
+    )
     assert executions(markers, "x_sum") == ["aggregate"] * 2
     assert loads(tmp_path / "cache", "x") == 4  # the aggregate read x of every record
     assert loads(tmp_path / "cache", "y") == 0  # nothing still to run needs y
@@ -430,11 +428,6 @@ def test_chain_with_only_its_last_stage_uncached_loads_only_what_that_stage_read
     assert [r.state["z"] for r in records] == [10, 30, 50, 70]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an output a worker loaded from the cache (y, read by the uncached third) is "
-    "left out of ChainResult.changed (State.loaded), so the parent's record.state lacks 'y'",
-)
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_outputs_loaded_in_a_worker_reach_the_parents_state(tmp_path, n_jobs):
     markers = tmp_path / "markers"
@@ -588,8 +581,6 @@ def test_two_processes_writing_one_artifact_leave_one_whole_file(tmp_path):
     assert data.count(data[:1]) == RACE_BYTES  # all from one writer
     assert temp_files(tmp_path) == []
     cache = Cache(tmp_path, prefix="race")
-    from cache_stages import ChunkedCacher
-
     found = cache.lookup("write", ("data",), (ChunkedCacher(),), "samehash", "code", frozenset())
     assert found is not None
     assert found["data"].load() == data

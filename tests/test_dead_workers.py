@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from proc_stages import Job, act, double, read_runs
 
 from parafactory import ArtifactManager, WorkerDiedError
+from proc_stages import Job, act, double, read_runs
 
 SLEEPER_SECONDS = 1.5
 RUN_SECONDS_LIMIT = 40  # a healthy run takes a few seconds; a hang hits this
@@ -144,8 +144,7 @@ def test_dask_worker_exit_fails_only_its_record(tmp_path, dask_client):
     markers.mkdir()
     where = str(markers)
     jobs = [
-        Job(name=f"ok{i}", action="sleep", seconds=0.2, value=i, marker_dir=where)
-        for i in range(4)
+        Job(name=f"ok{i}", action="sleep", seconds=0.2, value=i, marker_dir=where) for i in range(4)
     ]
     jobs.insert(1, Job(name="culprit", action="exit13", value=99, marker_dir=where))
     with make_manager(tmp_path, "dead_dask") as manager:

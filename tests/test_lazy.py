@@ -7,6 +7,7 @@ worker processes count too.
 from __future__ import annotations
 
 import pytest
+
 from cache_stages import (
     executions,
     first_model_weights,
@@ -16,7 +17,6 @@ from cache_stages import (
     sweep,
     train,
 )
-
 from parafactory import Record
 from parafactory._cache import Artifact
 
@@ -97,12 +97,6 @@ def test_aggregate_reading_one_records_state_loads_only_that_one(tmp_path, n_job
     assert unloaded(records[1], "model") and unloaded(records[2], "model")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an aggregate's declared input is collected with record.state[name] for every "
-    "record before the function runs (_collect_input), so every Lazy output loads (3 loads, "
-    "not 1) although the aggregate reads only one of them",
-)
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_aggregate_over_lazy_input_loads_only_the_values_it_reads(tmp_path, n_jobs):
     records = manager_for(tmp_path).run(

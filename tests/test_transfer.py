@@ -3,24 +3,29 @@ directory that is removed when the run ends."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import mmap
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cache_stages import BIG_ELEMENTS, Sweep, arrays, big_then_fail, manager_for
 
+from cache_stages import BIG_ELEMENTS, Sweep, arrays, big_then_fail, executions, manager_for
 from parafactory import StageFailedError
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def spill_dirs() -> set[str]:
-    """This process's spill directories, wherever they were made."""
-    pattern = f"parafactory-{os.getpid()}-*"
+def spill_dirs(pid: int | None = None) -> set[str]:
+    """The spill directories of process ``pid`` (this one by default), wherever they were made."""
+    pattern = f"parafactory-{pid or os.getpid()}-*"
     places = ["/dev/shm", tempfile.gettempdir()]
     return {d for place in places for d in glob.glob(os.path.join(place, pattern))}
 
@@ -86,3 +91,36 @@ def test_spill_directory_is_removed_when_the_run_fails(tmp_path, errors):
         assert big[7] == 0.0
         assert not Path(big.filename).parent.exists()
     assert spill_dirs() <= before
+
+
+SCRIPT = Path(__file__).parent / "scripts" / "proc_resume.py"
+
+
+def test_spill_directory_is_removed_after_ctrl_c(tmp_path):
+    """Ctrl-C in a terminal: SIGINT to the script's whole process group, mid-sweep."""
+    command = [sys.executable, str(SCRIPT), str(tmp_path), "--stage", "slow_big"]
+    command += ["--records", "20", "--seconds", "0.2", "--n-jobs", "2"]
+    with open(tmp_path / "output.txt", "wb") as output:
+        script = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while len(executions(tmp_path / "markers")) < 6 and script.poll() is None:
+            assert time.monotonic() < deadline, "the sweep stalled"
+            time.sleep(0.01)
+        spilled = spill_dirs(script.pid)
+        assert spilled, "no spill directory while large results were coming back"
+        assert any(os.listdir(d) for d in spilled)
+        os.killpg(script.pid, signal.SIGINT)
+        script.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script.pid, signal.SIGKILL)
+        script.wait(timeout=10)
+
+    output_text = (tmp_path / "output.txt").read_text(errors="replace")
+    assert script.returncode != 0, output_text
+    assert "interrupted" in output_text or "KeyboardInterrupt" in output_text
+    assert not any(os.path.exists(d) for d in spilled)
+    assert spill_dirs(script.pid) == set()

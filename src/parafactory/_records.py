@@ -82,30 +82,31 @@ class Record:
         return state
 
 
-class State(dict[str, Any]):
+class State(dict[Any, Any]):
     """``record.state``: a dict whose artifacts kept on disk load when they are first read.
 
-    Outputs declared ``Lazy`` stay unloaded when the state is printed; keys loaded from
-    disk are remembered in ``loaded`` so a worker does not send them back.
+    Outputs declared ``Lazy`` stay unloaded when the state is printed. ``loaded`` keeps
+    the artifact each loaded key came from, so a worker sends back the small artifact,
+    not the value the parent can load itself.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.loaded: set[str] = set()
+        self.loaded: dict[Any, Artifact] = {}
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
         if isinstance(value, Artifact):
+            self.loaded[key] = value
             value = value.load()
             dict.__setitem__(self, key, value)
-            self.loaded.add(key)
         return value
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.loaded.discard(key)
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.loaded.pop(key, None)
         dict.__setitem__(self, key, value)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:
         return self[key] if key in self else default
 
     def values(self) -> list[Any]:  # type: ignore[override]
@@ -126,7 +127,7 @@ class State(dict[str, Any]):
         shown = {key: self._shown(key) for key in self}
         return repr(shown)
 
-    def _shown(self, key: str) -> Any:
+    def _shown(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
         return value if isinstance(value, Artifact) and value.lazy else self[key]
 

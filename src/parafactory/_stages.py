@@ -18,7 +18,7 @@ from typing import Any
 from ._cache import Cache, Cacher, Lazy, code_fingerprint
 from ._errors import StageDefinitionError, StageInputError, StageOutputError
 from ._parameters import combined_hash
-from ._records import Record
+from ._records import Record, State
 
 logger = logging.getLogger("parafactory")
 
@@ -40,7 +40,7 @@ class StageSpec:
 def stage(
     inputs: Sequence[str] | None = None,
     outputs: Sequence[str | Lazy] | None = None,
-    cachers: Sequence[Cacher] | None = None,
+    cachers: Sequence[Cacher | type[Cacher]] | None = None,
     *,
     check_code: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
@@ -72,7 +72,7 @@ def stage(
 def aggregate(
     inputs: Sequence[str] | None = None,
     outputs: Sequence[str | Lazy] | None = None,
-    cachers: Sequence[Cacher] | None = None,
+    cachers: Sequence[Cacher | type[Cacher]] | None = None,
     *,
     check_code: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
@@ -197,10 +197,10 @@ def _read_input(spec: StageSpec, record: Record, name: str) -> Any:
 
 
 def _collect_input(spec: StageSpec, records: list[Record], name: str) -> dict[Record, Any]:
-    found = {}
+    found = State()  # values still on disk load only when the aggregate reads them
     for other in records:
         if name in other.state:
-            found[other] = other.state[name]
+            dict.__setitem__(found, other, dict.__getitem__(other.state, name))
         else:
             logger.warning(
                 "Record %r has no %r in its state, so aggregate %r leaves it out of that input",
@@ -230,7 +230,7 @@ def _make_spec(
     function: Callable[..., Any],
     inputs: Sequence[str] | None,
     outputs: Sequence[str | Lazy] | None,
-    cachers: Sequence[Cacher] | None,
+    cachers: Sequence[Cacher | type[Cacher]] | None,
     check_code: bool,
     *,
     is_aggregate: bool,
@@ -257,7 +257,11 @@ def _make_spec(
 
 
 def _check_cachers(
-    kind: str, name: str, cachers: Sequence[Cacher] | None, outputs: int, lazy: frozenset[str]
+    kind: str,
+    name: str,
+    cachers: Sequence[Cacher | type[Cacher]] | None,
+    outputs: int,
+    lazy: frozenset[str],
 ) -> tuple[Cacher, ...]:
     if cachers is None:
         if lazy:
@@ -271,13 +275,14 @@ def _check_cachers(
             f"@{kind} {name!r} has {outputs} outputs but {len(cachers)} cachers; "
             "give one cacher per output, in the same order"
         )
-    for cacher in cachers:
+    instances = [cacher() if isinstance(cacher, type) else cacher for cacher in cachers]
+    for cacher in instances:
         if not all(callable(getattr(cacher, m, None)) for m in ("save", "load", "path")):
             raise StageDefinitionError(
-                f"@{kind} {name!r}: {cacher!r} is not a cacher; pass instances such as "
+                f"@{kind} {name!r}: {cacher!r} is not a cacher; pass cachers such as "
                 "PickleCacher(), or a Cacher subclass with save(obj, path) and load(path)"
             )
-    return tuple(cachers)
+    return tuple(instances)
 
 
 def _names(kind: str, stage_name: str, what: str, names: Sequence[str] | None) -> tuple[str, ...]:

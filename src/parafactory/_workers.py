@@ -98,7 +98,7 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
     record = task.record
     state = record.state
     before = dict(dict.items(state))
-    loaded_from_disk: set[str] = getattr(state, "loaded", set())
+    loaded: dict[str, Artifact] = getattr(state, "loaded", {})
     started = time.perf_counter()
     failure = None
     with _logs.tagged(record.name):
@@ -109,11 +109,10 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
             except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
                 failure = StageFailure(call.spec.name, _travelling(error), traceback.format_exc())
                 break
-    changed = {  # every value, since a stage may change one in place; not those on disk
-        key: value
+    changed = {  # every value, as a stage may change one in place; on disk, as an artifact
+        key: loaded.get(key, value)
         for key, value in dict.items(state)
-        if key not in loaded_from_disk
-        and not (isinstance(value, Artifact) and before.get(key) is value)
+        if not (isinstance(value, Artifact) and before.get(key) is value)
     }
     return ChainResult(
         step_id=task.step_id,

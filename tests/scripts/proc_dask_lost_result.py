@@ -1,0 +1,62 @@
+"""A dask worker dies while sending a finished record's result; the record's re-run dies too.
+
+Usage: python proc_dask_lost_result.py OUT_DIR
+
+Runs ``manager.map`` on a ``LocalCluster`` of 2 worker processes over three healthy
+records and one (``victim``) whose first run finishes but kills its worker when the
+result is pickled to be sent back, and whose re-runs die at once. Writes
+``OUT_DIR/result.json``: each record's name, error type and message, and state keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for proc_stages
+
+import dask  # noqa: E402
+import distributed  # noqa: E402
+
+from parafactory import ArtifactManager  # noqa: E402
+from proc_stages import Job, act  # noqa: E402
+
+
+def main(out: Path) -> None:
+    markers = out / "markers"
+    markers.mkdir(parents=True, exist_ok=True)
+    jobs = [Job(name=f"ok{i}", value=i, marker_dir=str(markers)) for i in range(3)]
+    jobs.insert(1, Job(name="victim", action="dies_when_sent", marker_dir=str(markers)))
+    # A task whose worker dies fails at once (KilledWorker) instead of after 3 more
+    # deaths; parafactory's own retry still runs. Only to keep the run short.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+    client = distributed.Client(cluster, set_as_default=False)
+    manager = ArtifactManager("lost_result", dry=True)
+    try:
+        manager.map(jobs, [act], backend="dask", client=client, errors="continue", progress=False)
+    finally:
+        rows = [
+            {
+                "name": record.name,
+                "error": type(record.error).__name__ if record.error is not None else None,
+                "message": str(record.error) if record.error is not None else None,
+                "state": sorted(record.state),
+            }
+            for record in manager.records
+        ]
+        (out / "result.json").write_text(json.dumps(rows))
+        client.close()
+        cluster.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
