@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from . import _logs, _report
+from . import _log_listener, _logs, _report
 from ._backends import Backend, open_backend
 from ._cache import Cache
 from ._cpus import resolve_n_jobs
@@ -159,7 +159,7 @@ class ArtifactManager:
         self, steps: list[Step], pool: Backend, errors: ErrorPolicy, progress: Progress
     ) -> None:
         """Run the planned steps on ``pool``, with the log channel and spill directory it needs."""
-        listener = _logs.log_listener() if pool.same_machine else None
+        listener = _log_listener.log_listener() if pool.same_machine else None
         with contextlib.ExitStack() as stack:
             spill_dir = stack.enter_context(spill_directory()) if pool.same_machine else None
             setup = WorkerSetup(

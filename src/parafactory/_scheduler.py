@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Literal
 
-from . import _logs, _report
+from . import _log_listener, _report, _worker_logs
 from ._backends import Backend
 from ._errors import StageFailedError, WorkerDiedError
 from ._interrupts import Terminated, stop_signals_raise
@@ -69,7 +69,7 @@ class Scheduler:
         errors: ErrorPolicy,
         progress: Progress,
         setup: WorkerSetup,
-        listener: _logs.LogListener | None,
+        listener: _log_listener.LogListener | None,
     ) -> None:
         self.steps = steps
         self.backend = backend
@@ -205,7 +205,7 @@ class Scheduler:
         if result.stages:
             record.stages.extend(result.stages)
             record.output = result.output
-        _logs.replay(result.logs)
+        _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
         if result.failure is None:
             self._resolve(step, _Outcome.OK)
@@ -223,7 +223,7 @@ class Scheduler:
             step = self._ready_aggregates.popleft()
             call = step.calls[0]
             try:
-                with _logs.tagged(step.record.name):
+                with _worker_logs.tagged(step.record.name):
                     execute(
                         call.spec,
                         step.record,

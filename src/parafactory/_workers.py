@@ -12,13 +12,15 @@ the manager.
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
 import time
 import traceback
 from typing import Any
 
 import cloudpickle
 
-from . import _logs
+from . import _worker_logs
 from ._cache import Artifact, Cache
 from ._errors import UnpicklableStateError
 from ._plan import Call
@@ -81,15 +83,19 @@ def travelling_copy(record: Record) -> Record:
 
 def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
     """Worker entry point: run each task's chain and return one result per task."""
+    if setup.log_address is not None:
+        _watch_parent(setup.parent_pid)
     results = []
-    with _logs.worker_logging(setup.parent_pid, setup.log_address, setup.log_level) as collected:
+    with _worker_logs.worker_logging(
+        setup.parent_pid, setup.log_address, setup.log_level
+    ) as collected:
         for task in tasks:
             result = run_chain(task, setup.cache)
             result.changed = spill_large(result.changed, setup.spill_dir)
             if collected is not None:
                 result.logs = collected.drain()
             results.append(result)
-            _logs.send_event("done", task.step_id)
+            _worker_logs.send_event("done", task.step_id)
     return results
 
 
@@ -101,9 +107,9 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})
     started = time.perf_counter()
     failure = None
-    with _logs.tagged(record.name):
+    with _worker_logs.tagged(record.name):
         for position, call in enumerate(task.calls):
-            _logs.send_event("stage", task.step_id, position)
+            _worker_logs.send_event("stage", task.step_id, position)
             try:
                 execute(call.spec, record, None, call.args, call.kwargs, cache)
             except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
@@ -146,3 +152,21 @@ def check_travels(record: Record) -> None:
                 f"{type(value).__name__} that cannot be pickled ({error}). Create that value "
                 f"inside a stage, or run with n_jobs=1."
             ) from error
+
+
+_watching = False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this worker soon after its parent dies, even in the middle of a stage; once."""
+    global _watching
+    if _watching or os.getppid() != parent_pid:
+        return
+    _watching = True
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parafactory-parent-watch", daemon=True).start()

@@ -1,0 +1,80 @@
+"""The parent's end of the workers' log channel: one listener thread per process.
+
+It receives log records and stage events from local workers on a Unix socket
+and re-emits the records through this process's loggers, so they reach its
+console and the run's log file.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import pickle
+import shutil
+import socketserver
+import struct
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+
+EventSink = Callable[[str, int, int], None]
+
+
+class LogListener:
+    """Receives log records and events from workers on a Unix socket and re-emits them here."""
+
+    def __init__(self) -> None:
+        self._directory = tempfile.mkdtemp(prefix="parafactory-logs-")
+        self.address = os.path.join(self._directory, "socket")
+        self.event_sink: EventSink | None = None
+        self._server = socketserver.ThreadingUnixStreamServer(self.address, self._handler())
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, name="parafactory-log-listener", daemon=True
+        ).start()
+        atexit.register(self.close)
+
+    def _handler(self) -> type[socketserver.StreamRequestHandler]:
+        listener = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while (header := self.rfile.read(4)) and len(header) == 4:
+                    size = struct.unpack(">L", header)[0]
+                    listener._dispatch(pickle.loads(self.rfile.read(size)))
+
+        return Handler
+
+    def _dispatch(self, attributes: dict[str, Any]) -> None:
+        event = attributes.get("parafactory_event")
+        if event is not None:
+            if self.event_sink is not None:
+                self.event_sink(event, attributes["step_id"], attributes["position"])
+            return
+        record = logging.makeLogRecord(attributes)
+        logging.getLogger(record.name).handle(record)
+
+    def close(self) -> None:
+        """Stop listening and remove the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+_listener: LogListener | None = None
+
+
+def log_listener() -> LogListener:
+    """The process's one listener, started on first use so every run reuses its address."""
+    global _listener
+    if _listener is None:
+        _listener = LogListener()
+    return _listener
+
+
+def replay(records: list[logging.LogRecord]) -> None:
+    """Hand log records that came back with a worker's results to this process's loggers."""
+    for record in records:
+        logging.getLogger(record.name).handle(record)
