@@ -83,7 +83,7 @@ class ArtifactManager:
         self.records.append(record)
         if self._planner is not None:
             record._planner = self._planner
-            record.state = WriteOnlyState()
+            WriteOnlyState.lock(record.state)
 
     def map(
         self,
@@ -186,7 +186,7 @@ class ArtifactManager:
                 for record in records:
                     record._planner = None
                     if isinstance(record.state, WriteOnlyState):
-                        record.state = record.state.unlocked()
+                        record.state.unlock()
         return records, planner.steps
 
     def _check_travels(self, records: list[Record]) -> None:

@@ -28,7 +28,7 @@ class Call(NamedTuple):
     group: tuple[Record, ...] = ()
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Step:
     """A node of the plan: a chain of regular stages on one record, or one aggregate call."""
 
@@ -60,15 +60,12 @@ class Planner:
         """Record one stage or aggregate call made on ``record``."""
         if spec.is_aggregate:
             self._add_aggregate(spec, record, records, args, kwargs)
-        else:
-            self._chain_for(record).calls.append(Call(spec, args, kwargs))
-
-    def _chain_for(self, record: Record) -> Step:
+            return
         chain = self._open_chain.get(id(record))
         if chain is None:
             chain = self._new_step(record, is_aggregate=False)
             self._open_chain[id(record)] = chain
-        return chain
+        chain.calls.append(Call(spec, args, kwargs))
 
     def _add_aggregate(
         self,
@@ -95,7 +92,7 @@ class Planner:
         previous = self._last_step.get(id(record))
         if previous is not None:
             self._link(previous, step)
-        for observer in self._observers.pop(id(record), []):
+        for observer in self._observers.pop(id(record), ()):
             if observer is not step:
                 self._link(observer, step)
         self._open_chain.pop(id(record), None)

@@ -78,7 +78,7 @@ class Record:
         state["manager"] = None
         state["_planner"] = None
         if isinstance(state["state"], WriteOnlyState):
-            state["state"] = state["state"].unlocked()
+            state["state"] = State(dict.copy(state["state"]))
         return state
 
 
@@ -90,20 +90,21 @@ class State(dict[Any, Any]):
     not the value the parent can load itself.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.loaded: dict[Any, Artifact] = {}
+    loaded: dict[Any, Artifact] = {}  # shared empty default; each state gets its own on a load
 
     def __getitem__(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)
         if isinstance(value, Artifact):
+            if not self.loaded:
+                self.loaded = {}
             self.loaded[key] = value
             value = value.load()
             dict.__setitem__(self, key, value)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.loaded.pop(key, None)
+        if key in self.loaded:
+            del self.loaded[key]
         dict.__setitem__(self, key, value)
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -148,6 +149,11 @@ class WriteOnlyState(dict[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return self._refuse()  # type: ignore[no-any-return]
 
-    def unlocked(self) -> State:
-        """A readable state holding what was written, for when planning ends."""
-        return State({key: dict.__getitem__(self, key) for key in dict.keys(self)})
+    @staticmethod
+    def lock(state: dict[Any, Any]) -> None:
+        """Make a :class:`State` write-only, in place (planning makes many: no copies)."""
+        object.__setattr__(state, "__class__", WriteOnlyState)
+
+    def unlock(self) -> None:
+        """Make this state an ordinary readable :class:`State` again, in place."""
+        object.__setattr__(self, "__class__", State)
