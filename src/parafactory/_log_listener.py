@@ -1,6 +1,6 @@
 """The parent's end of the workers' log channel: one listener thread per process.
 
-It receives log records and stage events from local workers on a Unix socket
+It receives log records from local workers on a Unix socket
 and re-emits the records through this process's loggers, so they reach its
 console and the run's log file.
 """
@@ -16,10 +16,7 @@ import socketserver
 import struct
 import tempfile
 import threading
-from collections.abc import Callable
 from typing import Any
-
-EventSink = Callable[[str, int, int], None]
 
 
 class LogListener:
@@ -28,7 +25,6 @@ class LogListener:
     def __init__(self) -> None:
         self._directory = tempfile.mkdtemp(prefix="parafactory-logs-")
         self.address = os.path.join(self._directory, "socket")
-        self.event_sink: EventSink | None = None
         self._server = socketserver.ThreadingUnixStreamServer(self.address, self._handler())
         self._server.daemon_threads = True
         threading.Thread(
@@ -48,11 +44,6 @@ class LogListener:
         return Handler
 
     def _dispatch(self, attributes: dict[str, Any]) -> None:
-        event = attributes.get("parafactory_event")
-        if event is not None:
-            if self.event_sink is not None:
-                self.event_sink(event, attributes["step_id"], attributes["position"])
-            return
         record = logging.makeLogRecord(attributes)
         logging.getLogger(record.name).handle(record)
 

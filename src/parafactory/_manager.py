@@ -26,8 +26,8 @@ from ._progress import Progress
 from ._records import Record, WriteOnlyState
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
+from ._scratch import scratch_directory
 from ._stages import spec_of
-from ._transfer import spill_directory
 from ._workers import WorkerSetup, check_travels
 
 Experiment = Callable[[Any, "ArtifactManager"], Any]
@@ -146,7 +146,7 @@ class ArtifactManager:
         _check_run_arguments(experiment, errors)
         pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
         records, steps = self._plan(experiment, param_sets)
-        if pool.ships_records:
+        if pool.pickles_tasks:
             self._check_travels(records)
         self._register_params(records)
         total = len({id(step.record) for step in steps})
@@ -161,17 +161,15 @@ class ArtifactManager:
         """Run the planned steps on ``pool``, with the log channel and spill directory it needs."""
         listener = _log_listener.log_listener() if pool.same_machine else None
         with contextlib.ExitStack() as stack:
-            spill_dir = stack.enter_context(spill_directory()) if pool.same_machine else None
+            scratch_dir = stack.enter_context(scratch_directory()) if pool.same_machine else None
             setup = WorkerSetup(
                 parent_pid=os.getpid(),
                 log_address=listener.address if listener is not None else None,
                 log_level=self.log_level,
                 cache=self.cache,
-                spill_dir=spill_dir,
+                scratch_dir=scratch_dir,
             )
-            Scheduler(
-                steps, pool, errors=errors, progress=progress, setup=setup, listener=listener
-            ).run()
+            Scheduler(steps, pool, errors=errors, progress=progress, setup=setup).run()
 
     def _plan(self, experiment: Experiment, param_sets: Any) -> tuple[list[Record], list[Step]]:
         """Call the experiment in planning mode; return the records it made and its steps."""

@@ -20,7 +20,6 @@ import collections
 import enum
 import logging
 import math
-import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Literal
@@ -34,6 +33,7 @@ from ._progress import Progress
 from ._records import Record
 from ._stages import cached_outputs, execute
 from ._transfer import unspill
+from ._worker_status import running_steps
 from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
 
 logger = logging.getLogger("parafactory")
@@ -69,14 +69,12 @@ class Scheduler:
         errors: ErrorPolicy,
         progress: Progress,
         setup: WorkerSetup,
-        listener: _log_listener.LogListener | None,
     ) -> None:
         self.steps = steps
         self.backend = backend
         self.errors = errors
         self.progress = progress
         self.setup = setup
-        self.listener = listener
         self.first_error: StageFailedError | None = None
         self._outcomes: dict[int, _Outcome] = {}
         self._waiting = {step.id: len(step.needs) for step in steps}
@@ -88,8 +86,6 @@ class Scheduler:
         self._isolated: Future[Any] | None = None
         self._deaths: collections.Counter[int] = collections.Counter()
         self._in_flight: dict[Future[Any], list[ChainTask]] = {}
-        self._running_stage: dict[int, int] = {}  # step id -> index of the stage it started
-        self._reported_done: set[int] = set()
         self._seconds_per_chain: float | None = None
         self._stopping = False
         for step in steps:
@@ -98,16 +94,11 @@ class Scheduler:
 
     def run(self) -> None:
         """Run the plan; raise the first stage failure when ``errors="raise"``."""
-        if self.listener is not None:
-            self.listener.event_sink = self._on_event
         try:
             with stop_signals_raise():
                 self._loop()
         except (KeyboardInterrupt, Terminated) as stop:
             self._abort(stop)
-        finally:
-            if self.listener is not None:
-                self.listener.event_sink = None
         self._finish()
 
     def _loop(self) -> None:
@@ -167,17 +158,14 @@ class Scheduler:
         return max(1, min(by_time, fair_share))
 
     def _submit(self, steps: list[Step]) -> Future[Any]:
-        tasks = [ChainTask(step.id, travelling_copy(step.record), step.calls) for step in steps]
+        pickled = self.backend.pickles_tasks  # pickling copies records: no copy needed here
+        tasks = [
+            ChainTask(step.id, step.record if pickled else travelling_copy(step.record), step.calls)
+            for step in steps
+        ]
         future = self.backend.executor.submit(run_chains, tasks, self.setup)
         self._in_flight[future] = tasks
         return future
-
-    def _on_event(self, kind: str, step_id: int, position: int) -> None:
-        """Called from the log listener's thread as workers start stages and finish chains."""
-        if kind == "stage":
-            self._running_stage[step_id] = position
-        else:
-            self._reported_done.add(step_id)
 
     # -- receiving results ---------------------------------------------------------------
 
@@ -203,7 +191,7 @@ class Scheduler:
         for key in result.removed:
             record.state.pop(key, None)
         if result.stages:
-            record.stages.extend(result.stages)
+            record.stages.extend(result.stages)  # the stages this chain ran
             record.output = result.output
         _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
@@ -269,15 +257,13 @@ class Scheduler:
         return lost
 
     def _retry_after_death(self, tasks: list[ChainTask], death: str) -> None:
-        if self.backend.same_machine:
-            time.sleep(0.1)  # let the dead worker's last events arrive
         ids = [task.step_id for task in tasks]
-        running = [i for i in ids if i in self._running_stage and i not in self._reported_done]
-        suspects = set(running or ids)
+        scratch = self.setup.scratch_dir
+        running = running_steps(scratch) if scratch is not None else {}
+        suspects = {i for i in ids if i in running} or set(ids)
         for step_id in ids:
             step = self.steps[step_id]
-            position = self._running_stage.pop(step_id, 0)
-            self._reported_done.discard(step_id)
+            position = running.get(step_id, 0)
             if step_id not in suspects:
                 self._ready_chains.appendleft(step)
                 continue

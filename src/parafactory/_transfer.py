@@ -3,21 +3,16 @@
 A state value holding numpy arrays of at least ``PARAFACTORY_SPILL_BYTES``
 bytes (default 1 MiB) is written by the worker with :func:`joblib.dump` into
 a per-run directory in shared memory (``/dev/shm``, else the temporary
-directory) and opened memory-mapped (copy-on-write) by the parent, so it is
-neither pickled through a pipe nor copied into the parent's heap. The
-directory is removed when the run ends, however it ends.
+directory: see ``_scratch``) and opened memory-mapped (copy-on-write) by the
+parent, so it is neither pickled through a pipe nor copied into the parent's
+heap.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import joblib
@@ -30,18 +25,6 @@ class Spilled:
     """A state value a worker left in a file for the parent to map."""
 
     path: str
-
-
-@contextlib.contextmanager
-def spill_directory() -> Iterator[str]:
-    """A fresh directory for one run's large results, removed when the run ends."""
-    shared = Path("/dev/shm")
-    base = shared if shared.is_dir() and os.access(shared, os.W_OK) else None
-    directory = tempfile.mkdtemp(prefix=f"parafactory-{os.getpid()}-", dir=base)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def spill_large(values: dict[str, Any], directory: str | None) -> dict[str, Any]:

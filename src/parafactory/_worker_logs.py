@@ -3,9 +3,8 @@
 While a stage runs, every log record made in its process is prefixed
 ``[record name]``, and ``print`` output becomes log records. Workers of a
 local pool send them live over a Unix socket (the standard library's
-``SocketHandler`` format) to ``_log_listener`` in the parent, together with
-events saying which stage each worker started; workers elsewhere collect them
-and send them back with their results.
+``SocketHandler`` format) to ``_log_listener`` in the parent; workers
+elsewhere collect them and send them back with their results.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ import io
 import logging
 import logging.handlers
 import os
-import pickle
-import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,14 +101,6 @@ def worker_logging(parent_pid: int, address: str | None, level: int) -> Iterator
         yield collector
     finally:
         logging.getLogger().removeHandler(collector)
-
-
-def send_event(kind: str, step_id: int, position: int = 0) -> None:
-    """Tell the parent, out of band, that a step started a stage or finished here."""
-    if _socket_handler is not None:
-        event = {"parafactory_event": kind, "step_id": step_id, "position": position}
-        data = pickle.dumps(event)
-        _socket_handler.send(struct.pack(">L", len(data)) + data)
 
 
 def _connect(address: str) -> None:

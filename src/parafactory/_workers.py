@@ -27,6 +27,7 @@ from ._plan import Call
 from ._records import Record, State
 from ._stages import execute
 from ._transfer import spill_large
+from ._worker_status import mark_idle, mark_running
 
 
 @dataclasses.dataclass
@@ -69,7 +70,7 @@ class WorkerSetup:
     log_address: str | None
     log_level: int
     cache: Cache | None = None
-    spill_dir: str | None = None
+    scratch_dir: str | None = None  # local workers: for large results and status slots
 
 
 def travelling_copy(record: Record) -> Record:
@@ -77,7 +78,7 @@ def travelling_copy(record: Record) -> Record:
     copy = Record.__new__(Record)
     copy.__dict__.update(record.__getstate__())
     copy.state = State(copy.state)
-    copy.stages = []
+    copy.stages = list(record.stages)
     return copy
 
 
@@ -90,18 +91,22 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
         setup.parent_pid, setup.log_address, setup.log_level
     ) as collected:
         for task in tasks:
-            result = run_chain(task, setup.cache)
-            result.changed = spill_large(result.changed, setup.spill_dir)
+            result = run_chain(task, setup.cache, setup.scratch_dir)
+            result.changed = spill_large(result.changed, setup.scratch_dir)
             if collected is not None:
                 result.logs = collected.drain()
             results.append(result)
-            _worker_logs.send_event("done", task.step_id)
+            if setup.scratch_dir is not None:
+                mark_idle(setup.scratch_dir)
     return results
 
 
-def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
+def run_chain(
+    task: ChainTask, cache: Cache | None = None, scratch_dir: str | None = None
+) -> ChainResult:
     """Run one chain of stages on the task's record, stopping at the first failure."""
     record = task.record
+    stages_before = len(record.stages)
     state = record.state
     before = dict(dict.items(state))
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})
@@ -109,7 +114,8 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
     failure = None
     with _worker_logs.tagged(record.name):
         for position, call in enumerate(task.calls):
-            _worker_logs.send_event("stage", task.step_id, position)
+            if scratch_dir is not None:
+                mark_running(scratch_dir, task.step_id, position)
             try:
                 execute(call.spec, record, None, call.args, call.kwargs, cache)
             except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
@@ -124,7 +130,7 @@ def run_chain(task: ChainTask, cache: Cache | None = None) -> ChainResult:
         step_id=task.step_id,
         changed=changed,
         removed=[key for key in before if key not in state],
-        stages=record.stages,
+        stages=record.stages[stages_before:],
         output=record.output,
         failure=failure,
         seconds=time.perf_counter() - started,
@@ -141,16 +147,17 @@ def _travelling(error: Exception) -> Exception:
 
 
 def check_travels(record: Record) -> None:
-    """Raise :class:`UnpicklableStateError` if ``record`` cannot be sent to a worker process."""
-    for key, value in [("params", record.params), *record.state.items()]:
+    """Raise :class:`UnpicklableStateError` if a value written to ``record.state`` while
+    planning cannot be sent to a worker process (what stages compute is checked as it is sent).
+    """
+    for key, value in dict.items(record.state):
         try:
             cloudpickle.dumps(value)
         except Exception as error:  # noqa: BLE001 - any pickling failure is reported the same way
-            where = "its params" if key == "params" else f"state[{key!r}]"
             raise UnpicklableStateError(
-                f"record {record.name!r} cannot be sent to a worker process: {where} holds a "
-                f"{type(value).__name__} that cannot be pickled ({error}). Create that value "
-                f"inside a stage, or run with n_jobs=1."
+                f"record {record.name!r} cannot be sent to a worker process: state[{key!r}] "
+                f"holds a {type(value).__name__} that cannot be pickled ({error}). Create that "
+                "value inside a stage, or run with n_jobs=1."
             ) from error
 
 

@@ -10,6 +10,7 @@ class Backend:
 
     ``same_machine``: workers are processes on this machine, so log records come back
     live over a local socket and large results through shared memory.
+    ``pickles_tasks``: tasks reach workers pickled, so they work on copies of records.
     ``one_death_fails_all``: a dead worker fails every pending task (a process pool
     breaks), so suspects must be retried alone.
     """
@@ -17,7 +18,7 @@ class Backend:
     name = "backend"
     workers = 1
     same_machine = False
-    ships_records = True
+    pickles_tasks = True
     one_death_fails_all = False
 
     def __init__(self, executor: Executor) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ._base import Backend
@@ -16,7 +16,8 @@ class ExecutorBackend(Backend):
     def __init__(self, executor: Executor, workers: int) -> None:
         super().__init__(executor)
         self.workers = getattr(executor, "_max_workers", workers)
-        self.one_death_fails_all = isinstance(executor, _process_pool_types())
+        self.one_death_fails_all = isinstance(executor, ProcessPoolExecutor)
+        self.pickles_tasks = not isinstance(executor, ThreadPoolExecutor)
 
     def death(self, error: BaseException) -> str | None:
         if isinstance(error, BrokenProcessPool):
@@ -25,9 +26,3 @@ class ExecutorBackend(Backend):
 
     def abort(self) -> None:
         pass  # not ours to shut down; the scheduler cancels its own futures
-
-
-def _process_pool_types() -> tuple[type, ...]:
-    from concurrent.futures import ProcessPoolExecutor
-
-    return (ProcessPoolExecutor,)

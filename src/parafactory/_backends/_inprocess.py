@@ -25,7 +25,7 @@ class InProcessBackend(Backend):
     """Chains run in this process; Ctrl-C reaches the stage directly."""
 
     name = "in-process"
-    ships_records = False
+    pickles_tasks = False
 
     def __init__(self) -> None:
         super().__init__(InProcessExecutor())
