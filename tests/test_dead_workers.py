@@ -7,15 +7,23 @@ leaves lines in a marker file (see ``proc_stages.act``), so the tests count them
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from parafactory import ArtifactManager, WorkerDiedError
 from proc_stages import Job, act, double, read_runs
 
-SLEEPER_SECONDS = 1.5
+SLEEPER_SECONDS = 1.0
 RUN_SECONDS_LIMIT = 40  # a healthy run takes a few seconds; a hang hits this
+HANG_SECONDS = 15  # for a script that starts a dask cluster (~3 s) and runs a few seconds
 
 
 def make_manager(tmp_path, name="dead_workers"):
@@ -125,11 +133,20 @@ def test_dying_stage_with_errors_raise_raises_worker_died(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def dask_client():
+def dying_dask_client():
+    """A cluster of its own: these tests kill its workers."""
+    dask = pytest.importorskip("dask")
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
+    # A task whose worker dies fails at once (KilledWorker) rather than after 3 more
+    # deaths; parafactory's own retry still runs. Only to keep the test short.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     client = distributed.Client(cluster, set_as_default=False)
     try:
         yield client
@@ -139,26 +156,56 @@ def dask_client():
 
 
 @pytest.mark.timeout(110)
-def test_dask_worker_exit_fails_only_its_record(tmp_path, dask_client):
+def test_dask_worker_exit_fails_only_its_record(tmp_path, dying_dask_client):
     markers = tmp_path / "markers"
     markers.mkdir()
     where = str(markers)
-    jobs = [
-        Job(name=f"ok{i}", action="sleep", seconds=0.2, value=i, marker_dir=where) for i in range(4)
-    ]
-    jobs.insert(1, Job(name="culprit", action="exit13", value=99, marker_dir=where))
+    jobs = [Job(name=f"quick{i}", value=i, marker_dir=where) for i in range(3)]
+    jobs.append(Job(name="sleeper", action="sleep", seconds=1.5, value=7, marker_dir=where))
+    # The culprit waits a little before each death, so that results of other records
+    # are fetched before its worker dies (see the test below for when they are not).
+    jobs.append(Job(name="culprit", action="exit13", seconds=0.3, value=99, marker_dir=where))
     with make_manager(tmp_path, "dead_dask") as manager:
         started = time.monotonic()
         records = manager.map(
-            jobs, [act], backend="dask", client=dask_client, errors="continue", progress=False
+            jobs, [act], backend="dask", client=dying_dask_client, errors="continue", progress=False
         )
         assert time.monotonic() - started < 90
     by_name = {record.name: record for record in records}
     culprit = by_name.pop("culprit")
     assert isinstance(culprit.error, WorkerDiedError)
-    assert "died" in str(culprit.error)
+    assert "worker" in str(culprit.error) and "died" in str(culprit.error)
     assert culprit.error.record_name == "culprit"
     assert "result" not in culprit.state
+    assert read_runs(markers, "culprit")
     for name, record in by_name.items():
         assert record.error is None, name
         assert record.state == {"result": record.params.value * 10}, name
+
+
+@pytest.mark.timeout(60)
+def test_dask_worker_dying_while_sending_a_result_does_not_hang(tmp_path):
+    pytest.importorskip("distributed")
+    script = Path(__file__).parent / "scripts" / "proc_dask_lost_result.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _, stderr = process.communicate(timeout=HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"the run hung: it had not ended {HANG_SECONDS} s after it started")
+    assert process.returncode == 0, stderr[-3000:]
+    rows = {row["name"]: row for row in json.loads((tmp_path / "result.json").read_text())}
+    victim = rows.pop("victim")
+    assert victim["error"] == "WorkerDiedError", victim
+    assert "died" in victim["message"]
+    for name, row in rows.items():
+        assert row["error"] is None, row
+        assert row["state"] == ["result"], name
