@@ -36,9 +36,10 @@ Experiment = Callable[[Any, "ArtifactManager"], Any]
 class ArtifactManager:
     """One experiment run: a name and number, a timestamp, a log file and its records.
 
-    Files go under the working directory unless told otherwise: the cache in
-    ``data/cache``, run numbers in ``data/runs``, logs in ``logs`` and reports in
-    ``reports``. ``dry=True`` writes nothing at all.
+    Files go under ``root`` (the working directory unless told otherwise): the
+    cache in ``data/cache``, run numbers in ``data/runs``, logs in ``logs`` and
+    reports in ``reports``; each can be set on its own. ``dry=True`` writes
+    nothing at all.
 
     >>> manager = ArtifactManager("notebook_example_0")
     >>> manager.run_number, manager.log_path
@@ -49,10 +50,11 @@ class ArtifactManager:
         self,
         name: str = "experiment",
         *,
-        cache_dir: str | Path = "data/cache",
-        runs_dir: str | Path = "data/runs",
-        logs_dir: str | Path = "logs",
-        reports_dir: str | Path = "reports",
+        root: str | Path = ".",
+        cache_dir: str | Path | None = None,
+        runs_dir: str | Path | None = None,
+        logs_dir: str | Path | None = None,
+        reports_dir: str | Path | None = None,
         dry: bool = False,
         overwrite: bool = False,
         log_level: int = logging.INFO,
@@ -62,15 +64,16 @@ class ArtifactManager:
         self.dry = dry
         self.overwrite = overwrite
         self.log_level = log_level
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(root, cache_dir or "data/cache")
         self.cache = None if dry else Cache(self.cache_dir, prefix=name, overwrite=overwrite)
-        self.reports_dir = Path(reports_dir)
+        self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
         self._planner: Planner | None = None
         self.timestamp = datetime.datetime.now()
-        self.run_number = next_run_number(Path(runs_dir), name, dry=dry)
+        self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
         self.reference = f"{name}_{self.run_number}_{self.timestamp:%Y-%m-%d-T%H%M%S}"
-        self.log_path: Path | None = None if dry else Path(logs_dir) / f"{self.reference}.log"
+        logs = Path(root, logs_dir or "logs")
+        self.log_path: Path | None = None if dry else logs / f"{self.reference}.log"
         self.run_info: dict[str, Any] = self._describe_run()
         if console_log:
             _logs.show_on_console(log_level)

@@ -59,7 +59,9 @@ class Planner:
     ) -> None:
         """Record one stage or aggregate call made on ``record``."""
         if spec.is_aggregate:
-            self._add_aggregate(spec, record, records, args, kwargs)
+            if records is None:
+                records = [other for other in record.manager.records if other is not record]
+            self._add_aggregate(Call(spec, args, kwargs, tuple(records)), record)
             return
         chain = self._open_chain.get(id(record))
         if chain is None:
@@ -67,20 +69,10 @@ class Planner:
             self._open_chain[id(record)] = chain
         chain.calls.append(Call(spec, args, kwargs))
 
-    def _add_aggregate(
-        self,
-        spec: StageSpec,
-        record: Record,
-        records: Sequence[Record] | None,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        if records is None:
-            records = [other for other in record.manager.records if other is not record]
-        group = tuple(records)
+    def _add_aggregate(self, call: Call, record: Record) -> None:
         step = self._new_step(record, is_aggregate=True)
-        step.calls.append(Call(spec, args, kwargs, group))
-        for member in group:
+        step.calls.append(call)
+        for member in call.group:
             self._open_chain.pop(id(member), None)
             if id(member) in self._last_step and member is not record:
                 self._link(self._last_step[id(member)], step)
