@@ -178,9 +178,11 @@ class ArtifactManager:
         """Call the experiment in planning mode; return the records it made and its steps."""
         first_new = len(self.records)
         self._planner = planner = Planner()
+        planned = False
         with _garbage_collection_paused():
             try:
                 experiment(param_sets, self)
+                planned = True
             finally:
                 self._planner = None
                 records = self.records[first_new:]
@@ -188,6 +190,8 @@ class ArtifactManager:
                     record._planner = None
                     if isinstance(record.state, WriteOnlyState):
                         record.state.unlock()
+                if not planned:
+                    del self.records[first_new:]  # nothing ran: leave no half-planned records
         return records, planner.steps
 
     def _check_travels(self, records: list[Record]) -> None:
