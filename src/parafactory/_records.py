@@ -6,6 +6,7 @@ worker process; its link to the manager stays in the parent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -43,7 +44,7 @@ class Record:
         self.manager = manager
         self.params = params
         self.state: dict[str, Any] = State()
-        self.output: Any = None
+        self._output: Any = None
         self.stages: list[str] = []
         self.error: BaseException | None = None
         self.index = -1
@@ -60,6 +61,17 @@ class Record:
         if self.params is not None:
             return self.params.name
         return f"record #{self.index}" if self.index >= 0 else "record without params"
+
+    @property
+    def output(self) -> Any:
+        """What the last stage returned (read from ``state`` when it is stored there)."""
+        if isinstance(self._output, OutputOf):
+            return self._output.read(self.state)
+        return self._output
+
+    @output.setter
+    def output(self, value: Any) -> None:
+        self._output = value
 
     @property
     def hash(self) -> str:
@@ -80,6 +92,25 @@ class Record:
         if isinstance(state["state"], WriteOnlyState):
             state["state"] = State(dict.copy(state["state"]))
         return state
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputOf:
+    """``record.output`` when the last stage's return value is its outputs in ``state``.
+
+    Keeping a reference instead of the value means a large output travels from a
+    worker once (in the state), and a lazy one stays on disk until read.
+    """
+
+    keys: tuple[str, ...]
+    several: bool = False
+    as_list: bool = False  # several outputs returned as a list rather than a tuple
+
+    def read(self, state: dict[str, Any]) -> Any:
+        if not self.several:
+            return state[self.keys[0]]
+        values = [state[key] for key in self.keys]
+        return values if self.as_list else tuple(values)
 
 
 class State(dict[Any, Any]):

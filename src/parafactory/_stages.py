@@ -18,7 +18,7 @@ from typing import Any
 from ._cache import Cache, Cacher, Lazy, code_fingerprint
 from ._errors import StageDefinitionError, StageInputError, StageOutputError
 from ._parameters import combined_hash
-from ._records import Record, State
+from ._records import OutputOf, Record, State
 
 logger = logging.getLogger("parafactory")
 
@@ -130,6 +130,7 @@ def execute(
     if cached is not None:
         logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         record.state.update(cached)
+        record.output = OutputOf(spec.outputs, several=len(spec.outputs) > 1)
         record.stages.append(spec.name)
         return record
     logger.debug("Running %s on %s", spec.name, record.name)
@@ -147,9 +148,18 @@ def execute(
         )
     for name, value in values.items():
         record.state[name] = value
-    record.output = result
+    record.output = _output_reference(spec, result)
     record.stages.append(spec.name)
     return record
+
+
+def _output_reference(spec: StageSpec, result: Any) -> Any:
+    """What ``record.output`` keeps: a reference to the outputs in state, or the value itself."""
+    if not spec.outputs:
+        return result
+    if len(spec.outputs) == 1:
+        return OutputOf(spec.outputs)
+    return OutputOf(spec.outputs, several=True, as_list=isinstance(result, list))
 
 
 def cached_outputs(spec: StageSpec, record: Record, cache: Cache | None) -> dict[str, Any] | None:

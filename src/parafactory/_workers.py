@@ -131,7 +131,7 @@ def run_chain(
         changed=changed,
         removed=[key for key in before if key not in state],
         stages=record.stages[stages_before:],
-        output=record.output,
+        output=record._output,  # a reference when the output is in the state
         failure=failure,
         seconds=time.perf_counter() - started,
     )
