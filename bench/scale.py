@@ -1,0 +1,113 @@
+"""Scale figures: planning time, a fully cached rerun, and the parent's peak memory for W3."""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from parafactory import ArtifactManager
+
+from .stages import (
+    CachedParams,
+    experiment_cached,
+    experiment_chains,
+    outcome_of_records,
+    params_of,
+)
+from .workloads import Task, Workload, checksum, count_marks
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_PROBE_SECONDS = 300
+
+
+def planning(size: int, reps: int) -> dict[str, Any]:
+    """Time ``manager._plan`` of ``size`` records × 2 stages on a dry manager."""
+    seconds = [_plan_once(size) for _ in range(reps)]
+    median = statistics.median(seconds)
+    return {
+        "records": size,
+        "stage_calls": 2 * size,
+        "seconds": seconds,
+        "median_seconds": median,
+        "us_per_stage_call": median / (2 * size) * 1e6,
+    }
+
+
+def _plan_once(size: int) -> float:
+    """One planning, with fresh parameter sets (their hashes are computed while planning)."""
+    param_sets = [params_of("plan", Task("tiny", i)) for i in range(size)]
+    manager = ArtifactManager("bench_plan", dry=True)
+    gc.collect()
+    start = time.perf_counter()
+    _, steps = manager._plan(experiment_chains, param_sets)
+    seconds = time.perf_counter() - start
+    if len(steps) != size:
+        raise RuntimeError(f"planning {size} records made {len(steps)} steps, not {size}")
+    return seconds
+
+
+def cached_rerun(workload: Workload, workers: int, reps: int) -> dict[str, Any]:
+    """Fill a cache with ``workload`` on cached stages, then time reruns that execute nothing."""
+    with tempfile.TemporaryDirectory(prefix="parafactory-bench-") as directory:
+        root = Path(directory)
+        markers = root / "markers"
+        markers.mkdir()
+        fill_seconds, _ = _cached_run(workload, root, workers)
+        executed_filling = count_marks(markers)
+        reruns = [_cached_run(workload, root, workers) for _ in range(reps)]
+        executed_rerunning = count_marks(markers) - executed_filling
+    return {
+        "records": len(workload.tasks),
+        "fill_seconds": fill_seconds,
+        "stages_executed_filling": executed_filling,
+        "seconds": [seconds for seconds, _ in reruns],
+        "median_seconds": statistics.median(seconds for seconds, _ in reruns),
+        "stages_executed_rerunning": executed_rerunning,
+        "checksums": sorted({digest for _, digest in reruns}),
+    }
+
+
+def _cached_run(workload: Workload, root: Path, workers: int) -> tuple[float, str]:
+    """One run of the cached experiment in ``root``; its seconds and its states' checksum."""
+    markers = str(root / "markers")
+    cached_sets = [
+        CachedParams(name=f"cached-{t.index}", kind=t.kind, index=t.index, marker_dir=markers)
+        for t in workload.tasks
+    ]
+    gc.collect()
+    start = time.perf_counter()
+    manager = ArtifactManager(
+        "bench_cached",
+        cache_dir=root / "cache",
+        runs_dir=root / "runs",
+        logs_dir=root / "logs",
+        reports_dir=root / "reports",
+    )
+    records = manager.run(experiment_cached, cached_sets, n_jobs=workers, progress=False)
+    seconds = time.perf_counter() - start
+    manager.close()
+    return seconds, checksum(outcome_of_records(records))
+
+
+def peak_rss(mode: str, records: int) -> dict[str, Any]:
+    """Run W3 in a fresh ``python -m bench.rss_probe`` and return what it measured."""
+    command = [sys.executable, "-m", "bench.rss_probe", f"--{mode}", "--records", str(records)]
+    done = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=_PROBE_SECONDS,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
