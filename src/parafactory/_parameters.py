@@ -9,6 +9,7 @@ dataclasses recurse; callables are represented by their ``__qualname__``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -59,24 +60,28 @@ def parameter_set_hash(params: ExperimentParameters) -> str:
 
 
 def _fields_hash_sum(params: Any) -> int:
+    cls: Any = type(params)
     total = 0
-    for field in dataclasses.fields(params):
-        if field.name in _NEVER_HASHED:
-            continue
-        total += _field_hash(params, field.name)
+    for name in _hashed_fields(cls):
+        total += _field_hash(params, name)
     return total
+
+
+@functools.cache
+def _hashed_fields(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NEVER_HASHED)
 
 
 def _field_hash(params: Any, field_name: str) -> int:
     """One field's share of the hash: 0 when skipped, a nested sum for a dataclass."""
     value = getattr(params, field_name)
-    custom = getattr(params, "hash_representations", {})
+    custom = getattr(params, "hash_representations", None) or {}
     if field_name in custom:
         function = custom[field_name]
         representation = None if function is None else function(params, value)
     elif value is None:
         return 0
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+    elif hasattr(type(value), "__dataclass_fields__"):
         return _fields_hash_sum(value)
     elif callable(value):
         representation = value.__qualname__
@@ -84,7 +89,7 @@ def _field_hash(params: Any, field_name: str) -> int:
         representation = repr(value)
     if representation is None:
         return 0
-    return int(hashlib.md5(f"{field_name}{representation}".encode()).hexdigest(), 16)
+    return int.from_bytes(hashlib.md5(f"{field_name}{representation}".encode()).digest(), "big")
 
 
 def combined_hash(own_hash: str | None, input_hashes: list[str | None]) -> str:
