@@ -48,6 +48,7 @@ class Planner:
         self._last_step: dict[int, Step] = {}  # record id -> its latest step
         self._open_chain: dict[int, Step] = {}  # record id -> chain still taking stages
         self._observers: dict[int, list[Step]] = {}  # record id -> aggregates that read it
+        self._plain_calls: dict[int, Call] = {}  # spec id -> its call without arguments
 
     def add_call(
         self,
@@ -67,7 +68,21 @@ class Planner:
         if chain is None:
             chain = self._new_step(record, is_aggregate=False)
             self._open_chain[id(record)] = chain
-        chain.calls.append(Call(spec, args, kwargs))
+        if args or kwargs:
+            chain.calls.append(Call(spec, args, kwargs))
+        else:  # shared, so a batch of records pickles each call once
+            chain.calls.append(self._plain_calls.get(id(spec)) or self._plain_call(spec))
+
+    def _plain_call(self, spec: StageSpec) -> Call:
+        call = self._plain_calls[id(spec)] = Call(spec, (), {})
+        return call
+
+    def finish(self) -> list[Step]:
+        """The planned steps; chains making the same calls share one list of them."""
+        shared: dict[tuple[int, ...], list[Call]] = {}
+        for step in self.steps:
+            step.calls = shared.setdefault(tuple(map(id, step.calls)), step.calls)
+        return self.steps
 
     def _add_aggregate(self, call: Call, record: Record) -> None:
         step = self._new_step(record, is_aggregate=True)

@@ -85,13 +85,37 @@ class Record:
     def __repr__(self) -> str:
         return f"<Record {self.name!r} stages={self.stages}>"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["manager"] = None
-        state["_planner"] = None
-        if isinstance(state["state"], WriteOnlyState):
-            state["state"] = State(dict.copy(state["state"]))
-        return state
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Only what a worker needs travels: never the manager, the planner or other records.
+        state = dict.copy(self.state) if isinstance(self.state, dict) else self.state
+        return (
+            _rebuilt_record,
+            (
+                self.params,
+                state,
+                self.stages,
+                self._output,
+                self.error,
+                self.index,
+                self.combo_hash,
+            ),
+        )
+
+
+def _rebuilt_record(
+    params: ExperimentParameters | None,
+    state: dict[str, Any],
+    stages: list[str],
+    output: Any,
+    error: BaseException | None,
+    index: int,
+    combo_hash: str | None,
+) -> Record:
+    record = Record.__new__(Record)
+    record.manager = record._planner = None
+    record.params, record.state, record.stages = params, State(state), stages
+    record._output, record.error, record.index, record.combo_hash = output, error, index, combo_hash
+    return record
 
 
 @dataclasses.dataclass(frozen=True)

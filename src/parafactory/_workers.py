@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import traceback
-from typing import Any
+from typing import Any, NamedTuple
 
 import cloudpickle
 
@@ -24,14 +24,13 @@ from . import _worker_logs
 from ._cache import Artifact, Cache
 from ._errors import UnpicklableStateError
 from ._plan import Call
-from ._records import Record, State
+from ._records import Record
 from ._stages import execute
 from ._transfer import spill_large
 from ._worker_status import mark_idle, mark_running
 
 
-@dataclasses.dataclass
-class ChainTask:
+class ChainTask(NamedTuple):
     """One record's chain: the step it belongs to, a copy of the record, the calls to make."""
 
     step_id: int
@@ -75,10 +74,9 @@ class WorkerSetup:
 
 def travelling_copy(record: Record) -> Record:
     """A copy of ``record`` that a worker may change without touching the parent's record."""
-    copy = Record.__new__(Record)
-    copy.__dict__.update(record.__getstate__())
-    copy.state = State(copy.state)
-    copy.stages = list(record.stages)
+    rebuild, arguments = record.__reduce__()
+    copy: Record = rebuild(*arguments)
+    copy.stages = list(copy.stages)
     return copy
 
 
