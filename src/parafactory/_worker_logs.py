@@ -49,14 +49,15 @@ def tagged(record_name: str) -> Iterator[None]:
     _install_tagging()
     token = _current_record.set(record_name)
     try:
-        with _prints_as_logs():
-            yield
+        yield
     finally:
+        if _print_stream is not None:
+            _print_stream.flush()  # a line printed without a newline still names its record
         _current_record.reset(token)
 
 
 _socket_handler: logging.handlers.SocketHandler | None = None
-_in_worker = False
+_print_stream: _LineLogger | None = None  # stdout of a worker while it runs stages
 _print_logger = logging.getLogger("parafactory.print")
 
 
@@ -85,22 +86,22 @@ def worker_logging(parent_pid: int, address: str | None, level: int) -> Iterator
     Yields the collector whose records go back with the results, or ``None``. In the
     parent's own process (no pool) records already reach its handlers, so nothing changes.
     """
-    global _in_worker
     if os.getpid() == parent_pid:
         yield None
         return
-    _in_worker = True
     logging.getLogger().setLevel(level)
+    collector = None
     if address is not None:
         _connect(address)
-        yield None
-        return
-    collector = _Collector()
-    logging.getLogger().addHandler(collector)
+    else:
+        collector = _Collector()
+        logging.getLogger().addHandler(collector)
     try:
-        yield collector
+        with _prints_as_logs():
+            yield collector
     finally:
-        logging.getLogger().removeHandler(collector)
+        if collector is not None:
+            logging.getLogger().removeHandler(collector)
 
 
 def _connect(address: str) -> None:
@@ -139,13 +140,12 @@ class _LineLogger(io.TextIOBase):
 
 @contextlib.contextmanager
 def _prints_as_logs() -> Iterator[None]:
-    """In a worker, make ``print`` output from stages a log record the parent shows."""
-    if not _in_worker:
-        yield
-        return
-    stream = _LineLogger()
-    with contextlib.redirect_stdout(stream):
-        try:
+    """In a worker, make ``print`` output from stages log records the parent shows."""
+    global _print_stream
+    _print_stream = _LineLogger()
+    try:
+        with contextlib.redirect_stdout(_print_stream):
             yield
-        finally:
-            stream.flush()
+    finally:
+        _print_stream.flush()
+        _print_stream = None
