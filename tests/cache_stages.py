@@ -54,15 +54,12 @@ def sweep(marker_dir: Path, count: int, **fields: Any) -> list[Sweep]:
 
 def manager_for(directory: Path, name: str = "cached", **options: Any) -> ArtifactManager:
     """A manager whose every file lives under ``directory``; same name + directory = same cache."""
-    return ArtifactManager(
-        name,
-        cache_dir=Path(directory) / "cache",
-        runs_dir=Path(directory) / "runs",
-        logs_dir=Path(directory) / "logs",
-        reports_dir=Path(directory) / "reports",
-        console_log=False,
-        **options,
-    )
+    return ArtifactManager(name, root=directory, console_log=False, **options)
+
+
+def cache_dir_of(directory: Path) -> Path:
+    """The cache directory of the managers :func:`manager_for` makes under ``directory``."""
+    return manager_for(directory, dry=True).cache_dir  # a dry manager writes nothing
 
 
 # -- counting -------------------------------------------------------------------------------

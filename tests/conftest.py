@@ -1,8 +1,10 @@
-"""Shared fixtures: the three backends every contract test runs on, and a manager under tmp_path."""
+"""Shared fixtures: the three backends every contract test runs on, and managers under tmp_path."""
 
 import pytest
 
-from parafactory import ArtifactManager
+pytest.register_assert_rewrite("helpers")
+
+from parafactory import ArtifactManager  # noqa: E402
 
 BACKENDS = ["inprocess", "loky", "dask"]
 
@@ -36,14 +38,25 @@ def backend(request):
 
 
 @pytest.fixture
-def manager(tmp_path):
+def make_manager(tmp_path):
+    """Make ArtifactManagers whose cache, runs, logs and reports all live under tmp_path.
+
+    ``make_manager(name, **options)`` takes ArtifactManager's options; every manager it
+    made is closed after the test (closing again one the test closed does no harm).
+    """
+    made = []
+
+    def make(name="experiment", **options):
+        manager = ArtifactManager(name, root=tmp_path, **options)
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.close()
+
+
+@pytest.fixture
+def manager(make_manager):
     """An ArtifactManager whose cache, runs, logs and reports all live in tmp_path."""
-    manager = ArtifactManager(
-        "parallel",
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    )
-    yield manager
-    manager.close()
+    return make_manager("parallel")

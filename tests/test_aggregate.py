@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from parafactory import ArtifactManager, ExperimentParameters, Record, aggregate, stage
+from parafactory import ExperimentParameters, Record, aggregate, stage
 
 
 @dataclasses.dataclass
@@ -14,10 +14,8 @@ class Params(ExperimentParameters):
 
 
 @pytest.fixture
-def manager(tmp_path):
-    manager = ArtifactManager("aggregate", runs_dir=tmp_path / "runs", dry=True)
-    yield manager
-    manager.close()
+def manager(make_manager):
+    return make_manager("aggregate", dry=True)
 
 
 @stage(inputs=None, outputs=["score"])

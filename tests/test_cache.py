@@ -28,6 +28,7 @@ from cache_stages import (
     ChunkedCacher,
     Sweep,
     blob,
+    cache_dir_of,
     chain_experiment,
     executions,
     first,
@@ -209,7 +210,8 @@ def test_builtin_cachers_end_to_end(tmp_path, cacher, value):
 
     assert counter.calls == 1
     params_hash = computed[0].params.hash
-    assert (tmp_path / "cache" / f"cached_{params_hash}_produce_result.{cacher.extension}").exists()
+    artifact = f"cached_{params_hash}_produce_result.{cacher.extension}"
+    assert (cache_dir_of(tmp_path) / artifact).exists()
     loaded = rerun[0].state["result"]
     if isinstance(value, np.ndarray):
         assert isinstance(loaded, np.memmap)
@@ -243,7 +245,7 @@ def test_custom_cacher_end_to_end(tmp_path):
 
     first_run = greet(Record(manager_for(tmp_path), Sweep(name="world")))
     params_hash = first_run.params.hash
-    text_file = tmp_path / "cache" / f"cached_{params_hash}_greet_greeting.txt"
+    text_file = cache_dir_of(tmp_path) / f"cached_{params_hash}_greet_greeting.txt"
     assert text_file.read_text(encoding="utf-8") == "TEXT v1\nhello world"
     assert first_run.state["greeting"] == "hello world"
 
@@ -283,7 +285,7 @@ def test_cache_file_names(tmp_path, n_jobs):
     }
     expected.add(f"names_{combo_hash(None, hashes)}_sum_a_sum_a.json")
     expected.add(f"names_{combo_hash(own_hash, hashes[:2])}_sum_a_sum_a.json")
-    assert artifact_files(tmp_path / "cache") == expected  # nothing else: no temp files either
+    assert artifact_files(cache_dir_of(tmp_path)) == expected  # nothing else: no temp files either
     assert records[3].state["sum_a"] == 3
     assert records[4].state["sum_a"] == 1
     assert records[3].hash == combo_hash(None, hashes)
@@ -324,7 +326,7 @@ def test_eager_rerun_skips_cached_stages(tmp_path):
 
     assert executions(markers) == ["r00", "r00"]
     assert again.stages == ["first", "second"]
-    assert loads(tmp_path / "cache") == 0  # nothing read yet: nothing loaded
+    assert loads(cache_dir_of(tmp_path)) == 0  # nothing read yet: nothing loaded
     assert again.state["y"] == 1
     assert again.state["x"] == 0
 
@@ -373,7 +375,7 @@ def test_parallel_rerun_of_cached_sweep_dispatches_and_loads_nothing(tmp_path, n
 
     assert submissions == []
     assert len(executions(markers)) == 4 + 4 + 1
-    assert loads(tmp_path / "cache") == 0
+    assert loads(cache_dir_of(tmp_path)) == 0
     assert [r.stages for r in records[:4]] == [["first", "second"]] * 4
     assert [r.state["y"] for r in records[:4]] == [1, 3, 5, 7]
     assert records[4].state["total"] == 16
@@ -396,8 +398,8 @@ def test_only_artifacts_an_uncached_stage_reads_are_loaded(tmp_path, n_jobs, sub
         == ["r00", "r01", "r02", "r03"]
     )
     assert executions(markers, "x_sum") == ["aggregate"] * 2
-    assert loads(tmp_path / "cache", "x") == 4  # the aggregate read x of every record
-    assert loads(tmp_path / "cache", "y") == 0  # nothing still to run needs y
+    assert loads(cache_dir_of(tmp_path), "x") == 4  # the aggregate read x of every record
+    assert loads(cache_dir_of(tmp_path), "y") == 0  # nothing still to run needs y
     assert records[4].state["x_sum"] == 12
 
 
@@ -423,8 +425,8 @@ def test_chain_with_only_its_last_stage_uncached_loads_only_what_that_stage_read
     assert sorted(submissions) == ["r00", "r01", "r02", "r03"]
     assert len(executions(markers, "first")) == len(executions(markers, "second")) == 4
     assert len(executions(markers, "third")) == 8
-    assert loads(tmp_path / "cache", "x") == 0
-    assert loads(tmp_path / "cache", "y") == 4
+    assert loads(cache_dir_of(tmp_path), "x") == 0
+    assert loads(cache_dir_of(tmp_path), "y") == 4
     assert [r.state["z"] for r in records] == [10, 30, 50, 70]
 
 
@@ -500,7 +502,7 @@ def test_failed_write_leaves_nothing_that_counts_as_cached(tmp_path):
     with pytest.raises(OSError, match="No space"):
         write_two(Record(manager_for(tmp_path), Sweep(name="p")))
     params_hash = parameter_set_hash(Sweep(name="p"))
-    cache_dir = tmp_path / "cache"
+    cache_dir = cache_dir_of(tmp_path)
     assert not (cache_dir / f"cached_{params_hash}_write_two_big.bin").exists()
     assert not [p for p in cache_dir.iterdir() if p.name.endswith(".meta.json")]
     assert temp_files(cache_dir) == []
@@ -526,8 +528,8 @@ def _wait_for(path: Path, seconds: float) -> None:
 def test_writer_killed_mid_write_leaves_nothing_that_counts_as_cached(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
-    cache_dir = tmp_path / "cache"
-    cache_dir.mkdir()
+    cache_dir = cache_dir_of(tmp_path)
+    cache_dir.mkdir(parents=True)
     (cache_dir / "stall").touch()
     final = cache_dir / f"cached_{parameter_set_hash(Sweep(name='r00', marker_dir=str(markers)))}"
     final = final.with_name(final.name + "_blob_blob.bin")
@@ -707,7 +709,7 @@ def test_params_registry_maps_each_hash_to_its_parameters(tmp_path):
     manager = manager_for(tmp_path)
     manager.map(params, [first], n_jobs=1, progress=False)
 
-    registry = json.loads((tmp_path / "cache" / "params_registry.json").read_text())
+    registry = json.loads((manager.cache_dir / "params_registry.json").read_text())
     assert set(registry) == {p.hash for p in params}
     for p in params:
         entry = registry[p.hash]
@@ -717,7 +719,7 @@ def test_params_registry_maps_each_hash_to_its_parameters(tmp_path):
 
     more = [Sweep(name="extra", value=100)]
     manager_for(tmp_path).map(more, [pair], n_jobs=1, progress=False)
-    registry = json.loads((tmp_path / "cache" / "params_registry.json").read_text())
+    registry = json.loads((manager.cache_dir / "params_registry.json").read_text())
     assert set(registry) == {p.hash for p in params + more}  # added to, nothing lost
 
 
@@ -735,4 +737,4 @@ def test_params_registry_is_written_once_per_run(tmp_path, monkeypatch, n_jobs):
     manager.map(sweep(tmp_path / "markers", 10), [first], n_jobs=n_jobs, progress=False)
 
     assert calls == [10]
-    assert len(json.loads((tmp_path / "cache" / "params_registry.json").read_text())) == 10
+    assert len(json.loads((manager.cache_dir / "params_registry.json").read_text())) == 10

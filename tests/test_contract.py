@@ -24,7 +24,7 @@ def _by_name(value):
 
 def run_eagerly(tmp_path, experiment, param_sets):
     """Call the experiment directly: every stage runs at once, in this process."""
-    eager = ArtifactManager("eager", runs_dir=tmp_path / "eager-runs", dry=True, console_log=False)
+    eager = ArtifactManager("eager", root=tmp_path, dry=True, console_log=False)
     try:
         experiment(param_sets, eager)
     finally:

@@ -62,113 +62,155 @@ def test_cpu_count_none_means_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert count(tmp_path) == 1
 
 
-# cgroup v2
+# cgroup v2 and v1: the files of a fake tree, and the count they allow
 
 
-def test_v2_quota_rounds_up(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/user.slice/job\n")
-    write(tmp_path, "sys/fs/cgroup/user.slice/job/cpu.max", "150000 100000\n")
-    assert count(tmp_path) == 2
-
-
-def test_v2_small_quota_is_at_least_one(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/job\n")
-    write(tmp_path, "sys/fs/cgroup/job/cpu.max", "1000 100000\n")
-    assert count(tmp_path) == 1
-
-
-def test_v2_max_is_no_limit(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/job\n")
-    write(tmp_path, "sys/fs/cgroup/job/cpu.max", "max 100000\n")
-    assert count(tmp_path) == MANY
-
-
-def test_v2_tighter_parent_wins(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/outer/middle/inner\n")
-    write(tmp_path, "sys/fs/cgroup/outer/middle/inner/cpu.max", "max 100000\n")
-    write(tmp_path, "sys/fs/cgroup/outer/middle/cpu.max", "300000 100000\n")
-    write(tmp_path, "sys/fs/cgroup/outer/cpu.max", "800000 100000\n")
-    assert count(tmp_path) == 3
-
-
-def test_v2_tighter_child_wins(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/outer/inner\n")
-    write(tmp_path, "sys/fs/cgroup/outer/inner/cpu.max", "200000 100000\n")
-    write(tmp_path, "sys/fs/cgroup/outer/cpu.max", "800000 100000\n")
-    assert count(tmp_path) == 2
-
-
-def test_v2_root_of_namespaced_container(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/\n")
-    write(tmp_path, "sys/fs/cgroup/cpu.max", "400000 100000\n")
-    assert count(tmp_path) == 4
-
-
-def test_v2_path_cannot_escape_cgroup_root(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "0::/../../..\n")
-    write(tmp_path, "cpu.max", "100000 100000\n")
-    assert count(tmp_path) == MANY
-
-
-# cgroup v1
-
-
-def test_v1_quota_over_period(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "250000\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n")
-    assert count(tmp_path) == 3
-
-
-def test_v1_quota_minus_one_is_no_limit(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "5:cpu,cpuacct:/docker/abc\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n")
-    assert count(tmp_path) == MANY
-
-
-def test_v1_falls_back_to_mount_root(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "5:cpu,cpuacct:/docker/abc\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "400000\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n")
-    assert count(tmp_path) == 4
-
-
-def test_v1_plain_cpu_controller_dir(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "2:cpuacct:/\n1:cpu:/slurm/job\n")
-    write(tmp_path, "sys/fs/cgroup/cpu/slurm/job/cpu.cfs_quota_us", "50000\n")
-    write(tmp_path, "sys/fs/cgroup/cpu/slurm/job/cpu.cfs_period_us", "100000\n")
-    assert count(tmp_path) == 1
-
-
-def test_cpuacct_alone_is_not_cpu(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "2:cpuacct:/job\n")
-    write(tmp_path, "sys/fs/cgroup/cpu/job/cpu.cfs_quota_us", "100000\n")
-    write(tmp_path, "sys/fs/cgroup/cpu/job/cpu.cfs_period_us", "100000\n")
-    assert count(tmp_path) == MANY
-
-
-def test_hybrid_v1_and_v2_take_the_least(tmp_path: Path) -> None:
-    write(tmp_path, "proc/self/cgroup", "3:cpu,cpuacct:/a\n0::/a\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us", "600000\n")
-    write(tmp_path, "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_period_us", "100000\n")
-    write(tmp_path, "sys/fs/cgroup/a/cpu.max", "500000 100000\n")
-    assert count(tmp_path) == 5
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        # cgroup v2
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/user.slice/job\n",
+                "sys/fs/cgroup/user.slice/job/cpu.max": "150000 100000\n",
+            },
+            2,
+            id="v2_quota_rounds_up",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/job\n",
+                "sys/fs/cgroup/job/cpu.max": "1000 100000\n",
+            },
+            1,
+            id="v2_small_quota_is_at_least_one",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/job\n",
+                "sys/fs/cgroup/job/cpu.max": "max 100000\n",
+            },
+            MANY,
+            id="v2_max_is_no_limit",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/outer/middle/inner\n",
+                "sys/fs/cgroup/outer/middle/inner/cpu.max": "max 100000\n",
+                "sys/fs/cgroup/outer/middle/cpu.max": "300000 100000\n",
+                "sys/fs/cgroup/outer/cpu.max": "800000 100000\n",
+            },
+            3,
+            id="v2_tighter_parent_wins",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/outer/inner\n",
+                "sys/fs/cgroup/outer/inner/cpu.max": "200000 100000\n",
+                "sys/fs/cgroup/outer/cpu.max": "800000 100000\n",
+            },
+            2,
+            id="v2_tighter_child_wins",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/\n",
+                "sys/fs/cgroup/cpu.max": "400000 100000\n",
+            },
+            4,
+            id="v2_root_of_namespaced_container",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "0::/../../..\n",
+                "cpu.max": "100000 100000\n",
+            },
+            MANY,
+            id="v2_path_cannot_escape_cgroup_root",
+        ),
+        # cgroup v1
+        pytest.param(
+            {
+                "proc/self/cgroup": "5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n",
+                "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "250000\n",
+                "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+            },
+            3,
+            id="v1_quota_over_period",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "5:cpu,cpuacct:/docker/abc\n",
+                "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "-1\n",
+                "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+            },
+            MANY,
+            id="v1_quota_minus_one_is_no_limit",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "5:cpu,cpuacct:/docker/abc\n",
+                "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "400000\n",
+                "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+            },
+            4,
+            id="v1_falls_back_to_mount_root",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "2:cpuacct:/\n1:cpu:/slurm/job\n",
+                "sys/fs/cgroup/cpu/slurm/job/cpu.cfs_quota_us": "50000\n",
+                "sys/fs/cgroup/cpu/slurm/job/cpu.cfs_period_us": "100000\n",
+            },
+            1,
+            id="v1_plain_cpu_controller_dir",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "2:cpuacct:/job\n",
+                "sys/fs/cgroup/cpu/job/cpu.cfs_quota_us": "100000\n",
+                "sys/fs/cgroup/cpu/job/cpu.cfs_period_us": "100000\n",
+            },
+            MANY,
+            id="cpuacct_alone_is_not_cpu",
+        ),
+        pytest.param(
+            {
+                "proc/self/cgroup": "3:cpu,cpuacct:/a\n0::/a\n",
+                "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_quota_us": "600000\n",
+                "sys/fs/cgroup/cpu,cpuacct/a/cpu.cfs_period_us": "100000\n",
+                "sys/fs/cgroup/a/cpu.max": "500000 100000\n",
+            },
+            5,
+            id="hybrid_v1_and_v2_take_the_least",
+        ),
+    ],
+)
+def test_cgroup_limit(tmp_path: Path, files: dict[str, str], expected: int) -> None:
+    for relative, text in files.items():
+        write(tmp_path, relative, text)
+    assert count(tmp_path) == expected
 
 
 # Slurm
 
 
-def test_slurm_cpus_per_task(tmp_path: Path) -> None:
-    assert count(tmp_path, SLURM_CPUS_PER_TASK="4", SLURM_CPUS_ON_NODE="32") == 4
-
-
-def test_slurm_cpus_on_node(tmp_path: Path) -> None:
-    assert count(tmp_path, SLURM_CPUS_ON_NODE="12") == 12
-
-
-def test_slurm_garbled_per_task_falls_back_to_on_node(tmp_path: Path) -> None:
-    assert count(tmp_path, SLURM_CPUS_PER_TASK="lots", SLURM_CPUS_ON_NODE="12") == 12
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        pytest.param(
+            {"SLURM_CPUS_PER_TASK": "4", "SLURM_CPUS_ON_NODE": "32"}, 4, id="slurm_cpus_per_task"
+        ),
+        pytest.param({"SLURM_CPUS_ON_NODE": "12"}, 12, id="slurm_cpus_on_node"),
+        pytest.param(
+            {"SLURM_CPUS_PER_TASK": "lots", "SLURM_CPUS_ON_NODE": "12"},
+            12,
+            id="slurm_garbled_per_task_falls_back_to_on_node",
+        ),
+    ],
+)
+def test_slurm_limit(tmp_path: Path, environ: dict[str, str], expected: int) -> None:
+    assert count(tmp_path, **environ) == expected
 
 
 def test_environ_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

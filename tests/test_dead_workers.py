@@ -8,32 +8,20 @@ leaves lines in a marker file (see ``proc_stages.act``), so the tests count them
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from parafactory import ArtifactManager, WorkerDiedError
+from helpers import SCRIPTS, start_dying_cluster, start_script
+from parafactory import WorkerDiedError
 from proc_stages import Job, act, double, read_runs
 
 SLEEPER_SECONDS = 1.0
 RUN_SECONDS_LIMIT = 40  # a healthy run takes a few seconds; a hang hits this
 HANG_SECONDS = 15  # for a script that starts a dask cluster (~3 s) and runs a few seconds
-
-
-def make_manager(tmp_path, name="dead_workers"):
-    return ArtifactManager(
-        name,
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    )
 
 
 def make_jobs(markers, culprit_action, quick=4):
@@ -62,10 +50,10 @@ def overlaps(run, start, stop):
         ("segfault", ["SIGSEGV"]),
     ],
 )
-def test_dying_stage_fails_only_its_record(tmp_path, action, how):
+def test_dying_stage_fails_only_its_record(make_manager, tmp_path, action, how):
     markers = tmp_path / "markers"
     jobs = make_jobs(markers, action)
-    with make_manager(tmp_path) as manager:
+    with make_manager("dead_workers") as manager:
         started = time.monotonic()
         records = manager.map(
             jobs, [act, double], n_jobs=2, backend="loky", errors="continue", progress=False
@@ -117,10 +105,10 @@ def test_dying_stage_fails_only_its_record(tmp_path, action, how):
 
 
 @pytest.mark.timeout(90)
-def test_dying_stage_with_errors_raise_raises_worker_died(tmp_path):
+def test_dying_stage_with_errors_raise_raises_worker_died(make_manager, tmp_path):
     markers = tmp_path / "markers"
     jobs = make_jobs(markers, "exit13", quick=2)
-    with make_manager(tmp_path) as manager:
+    with make_manager("dead_workers") as manager:
         started = time.monotonic()
         with pytest.raises(WorkerDiedError, match="exit code 13") as caught:
             manager.map(jobs, [act], n_jobs=2, backend="loky", errors="raise", progress=False)
@@ -135,19 +123,9 @@ def test_dying_stage_with_errors_raise_raises_worker_died(tmp_path):
 @pytest.fixture(scope="module")
 def dying_dask_client():
     """A cluster of its own: these tests kill its workers."""
-    dask = pytest.importorskip("dask")
-    distributed = pytest.importorskip("distributed")
-    # A task whose worker dies fails at once (KilledWorker) rather than after 3 more
-    # deaths; parafactory's own retry still runs. Only to keep the test short.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-    client = distributed.Client(cluster, set_as_default=False)
+    pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    cluster, client = start_dying_cluster()
     try:
         yield client
     finally:
@@ -156,7 +134,7 @@ def dying_dask_client():
 
 
 @pytest.mark.timeout(110)
-def test_dask_worker_exit_fails_only_its_record(tmp_path, dying_dask_client):
+def test_dask_worker_exit_fails_only_its_record(make_manager, tmp_path, dying_dask_client):
     markers = tmp_path / "markers"
     markers.mkdir()
     where = str(markers)
@@ -165,7 +143,7 @@ def test_dask_worker_exit_fails_only_its_record(tmp_path, dying_dask_client):
     # The culprit waits a little before each death, so that results of other records
     # are fetched before its worker dies (see the test below for when they are not).
     jobs.append(Job(name="culprit", action="exit13", seconds=0.3, value=99, marker_dir=where))
-    with make_manager(tmp_path, "dead_dask") as manager:
+    with make_manager("dead_dask") as manager:
         started = time.monotonic()
         records = manager.map(
             jobs, [act], backend="dask", client=dying_dask_client, errors="continue", progress=False
@@ -186,15 +164,8 @@ def test_dask_worker_exit_fails_only_its_record(tmp_path, dying_dask_client):
 @pytest.mark.timeout(60)
 def test_dask_worker_dying_while_sending_a_result_does_not_hang(tmp_path):
     pytest.importorskip("distributed")
-    script = Path(__file__).parent / "scripts" / "proc_dask_lost_result.py"
-    process = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    script = SCRIPTS / "proc_dask_lost_result.py"
+    process = start_script(script, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _, stderr = process.communicate(timeout=HANG_SECONDS)
     except subprocess.TimeoutExpired:

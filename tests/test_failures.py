@@ -43,7 +43,7 @@ def test_raise_stops_dispatching_and_names_record_stage_and_cause(manager, backe
 
 def _eager_warning(tmp_path, caplog):
     """The warning eager mode logs when an aggregate's input lacks 'refined' on record 'bad'."""
-    eager = ArtifactManager("eager", runs_dir=tmp_path / "eager-runs", dry=True, console_log=False)
+    eager = ArtifactManager("eager", root=tmp_path, dry=True, console_log=False)
     good = w.refine(w.fail_or_sleep(Record(eager, w.Params(name="good", value=1))))
     bad = Record(eager, w.Params(name="bad", fail=True))
     with caplog.at_level(logging.WARNING, logger="parafactory"):

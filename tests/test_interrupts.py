@@ -13,13 +13,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parent / "scripts" / "proc_interrupt.py"
+from helpers import SCRIPTS, start_script
+
+SCRIPT = SCRIPTS / "proc_interrupt.py"
 FAST = ["fast0", "fast1"]
 SLOW = ["slow0", "slow1", "slow2", "slow3"]
 
@@ -51,13 +52,8 @@ class Sweep:
     def __init__(self, tmp_path):
         self.out = tmp_path
         self.markers = tmp_path / "markers"
-        self.process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(tmp_path)],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+        self.process = start_script(
+            SCRIPT, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
 
     def wait_for_fast_records(self):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cache_stages import (
+    cache_dir_of,
     executions,
     first_model_weights,
     first_model_weights_from_state,
@@ -43,13 +44,13 @@ def test_lazy_output_stays_on_disk_until_read(tmp_path, how):
     assert all(unloaded(r, "model") for r in records)
     assert not any(unloaded(r, "score") for r in records)  # not Lazy: in memory
     assert [r.state["score"] for r in records] == [0.0, 0.1, 0.2]
-    assert loads(tmp_path / "cache") == 0
+    assert loads(cache_dir_of(tmp_path)) == 0
 
     assert records[1].state["model"] == {"weights": [1, 1, 1]}
-    assert loads(tmp_path / "cache", "model") == 1
+    assert loads(cache_dir_of(tmp_path), "model") == 1
     assert not unloaded(records[1], "model")
     assert records[1].state["model"] == {"weights": [1, 1, 1]}
-    assert loads(tmp_path / "cache", "model") == 1  # loaded once, then kept
+    assert loads(cache_dir_of(tmp_path), "model") == 1  # loaded once, then kept
     assert unloaded(records[0], "model") and unloaded(records[2], "model")
 
 
@@ -60,9 +61,9 @@ def test_cached_lazy_output_stays_on_disk_after_a_rerun(tmp_path, how):
 
     assert len(executions(tmp_path / "markers", "train")) == 3
     assert all(unloaded(r, "model") for r in records)
-    assert loads(tmp_path / "cache") == 0
+    assert loads(cache_dir_of(tmp_path)) == 0
     assert records[2].state.get("model") == {"weights": [2, 2, 2]}
-    assert loads(tmp_path / "cache", "model") == 1
+    assert loads(cache_dir_of(tmp_path), "model") == 1
 
 
 def test_printing_a_state_does_not_load_lazy_outputs(tmp_path):
@@ -71,7 +72,7 @@ def test_printing_a_state_does_not_load_lazy_outputs(tmp_path):
     shown = repr(record.state)
 
     assert "model" in shown and "score" in shown
-    assert loads(tmp_path / "cache") == 0
+    assert loads(cache_dir_of(tmp_path)) == 0
     assert unloaded(record, "model")
 
 
@@ -83,29 +84,20 @@ def lazy_then_aggregate(aggregate_stage):
     return experiment
 
 
+@pytest.mark.parametrize(
+    "aggregate_stage",
+    [first_model_weights_from_state, first_model_weights],
+    ids=["reading_one_records_state", "over_lazy_input"],
+)
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_aggregate_reading_one_records_state_loads_only_that_one(tmp_path, n_jobs):
+def test_aggregate_loads_only_the_lazy_values_it_reads(tmp_path, n_jobs, aggregate_stage):
     records = manager_for(tmp_path).run(
-        lazy_then_aggregate(first_model_weights_from_state),
+        lazy_then_aggregate(aggregate_stage),
         sweep(tmp_path / "markers", 3),
         n_jobs=n_jobs,
         progress=False,
     )
 
     assert records[3].state["first_weights"] == [0, 0, 0]
-    assert loads(tmp_path / "cache", "model") == 1
-    assert unloaded(records[1], "model") and unloaded(records[2], "model")
-
-
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_aggregate_over_lazy_input_loads_only_the_values_it_reads(tmp_path, n_jobs):
-    records = manager_for(tmp_path).run(
-        lazy_then_aggregate(first_model_weights),
-        sweep(tmp_path / "markers", 3),
-        n_jobs=n_jobs,
-        progress=False,
-    )
-
-    assert records[3].state["first_weights"] == [0, 0, 0]
-    assert loads(tmp_path / "cache", "model") == 1
+    assert loads(cache_dir_of(tmp_path), "model") == 1
     assert unloaded(records[1], "model") and unloaded(records[2], "model")

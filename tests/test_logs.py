@@ -7,28 +7,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from parafactory import ArtifactManager
+from helpers import SCRIPTS, run_script
 from proc_stages import Job, chatty
 
-SCRIPT = Path(__file__).parent / "scripts" / "proc_logs.py"
-
-
-def make_manager(tmp_path, name):
-    return ArtifactManager(
-        name,
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    )
+SCRIPT = SCRIPTS / "proc_logs.py"
 
 
 def logged_pid(text, name):
@@ -38,14 +26,7 @@ def logged_pid(text, name):
 
 
 def test_loky_worker_logs_and_prints_reach_console_and_log_file(tmp_path):
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert completed.returncode == 0, completed.stderr
+    completed = run_script(SCRIPT, tmp_path)
     parent = int((tmp_path / "parent.pid").read_text())
     console = completed.stderr.splitlines()
     log_file = Path((tmp_path / "log_path.txt").read_text()).read_text()
@@ -98,12 +79,12 @@ def check_run_ended(thread, outcome, names):
 
 
 @pytest.mark.timeout(90)
-def test_loky_logs_arrive_while_the_stage_runs(tmp_path, caplog):
+def test_loky_logs_arrive_while_the_stage_runs(make_manager, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     markers = tmp_path / "markers"
     markers.mkdir()
     jobs = [Job(name=f"live{i}", seconds=2.0, marker_dir=str(markers)) for i in range(2)]
-    with make_manager(tmp_path, "live_logs") as manager:
+    with make_manager("live_logs") as manager:
         thread, outcome = run_in_thread(manager, jobs, n_jobs=2, backend="loky")
         expected = ["[live0] logged by live0 in pid", "[live0] printed by live0"]
         content = wait_for_text(manager.log_path, expected, 30)
@@ -118,7 +99,7 @@ def test_loky_logs_arrive_while_the_stage_runs(tmp_path, caplog):
 
 
 @pytest.mark.timeout(90)
-def test_dask_logs_arrive_when_the_record_ends(tmp_path, caplog, dask_client):
+def test_dask_logs_arrive_when_the_record_ends(make_manager, tmp_path, caplog, dask_client):
     caplog.set_level(logging.INFO)
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -126,7 +107,7 @@ def test_dask_logs_arrive_when_the_record_ends(tmp_path, caplog, dask_client):
         Job(name="quick", seconds=0.0, marker_dir=str(markers)),
         Job(name="slow", seconds=3.0, marker_dir=str(markers)),
     ]
-    with make_manager(tmp_path, "dask_logs") as manager:
+    with make_manager("dask_logs") as manager:
         thread, outcome = run_in_thread(manager, jobs, backend="dask", client=dask_client)
         expected = ["[quick] logged by quick in pid", "[quick] printed by quick"]
         wait_for_text(manager.log_path, expected, 30)

@@ -22,28 +22,14 @@ def add_up(record, records, number):
     return sum(number.values())
 
 
-def make_manager(tmp_path, name):
-    return ArtifactManager(
-        name,
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    )
+def test_run_numbers_increase_per_name(make_manager):
+    managers = [make_manager(name) for name in ["alpha", "alpha", "beta"]]
+    assert [m.run_number for m in managers] == [1, 2, 1]
+    assert all(isinstance(m.timestamp, datetime.datetime) for m in managers)
 
 
-def test_run_numbers_increase_per_name(tmp_path):
-    managers = [make_manager(tmp_path, name) for name in ["alpha", "alpha", "beta"]]
-    try:
-        assert [m.run_number for m in managers] == [1, 2, 1]
-        assert all(isinstance(m.timestamp, datetime.datetime) for m in managers)
-    finally:
-        for manager in managers:
-            manager.close()
-
-
-def test_log_file_receives_messages_until_closed(tmp_path):
-    manager = make_manager(tmp_path, "logged")
+def test_log_file_receives_messages_until_closed(make_manager, tmp_path):
+    manager = make_manager("logged")
     try:
         logging.getLogger("parafactory").info("hello from the test")
         assert manager.log_path.parent == tmp_path / "logs"
@@ -54,20 +40,17 @@ def test_log_file_receives_messages_until_closed(tmp_path):
     assert "after closing" not in manager.log_path.read_text()
 
 
-def test_records_in_order_and_report_names_them(tmp_path):
-    manager = make_manager(tmp_path, "report")
-    try:
-        records = [number(Record(manager, Params(name=n, value=i))) for i, n in enumerate("pqr")]
-        final = add_up(Record(manager, None))
-        assert manager.records == [*records, final]
-        path = manager.write_report()
-        assert path.is_file() and tmp_path / "reports" in path.parents
-        text = path.read_text()
-        for name in ["p", "q", "r"]:
-            assert f"| {name} |" in text
-        assert "report" in text
-    finally:
-        manager.close()
+def test_records_in_order_and_report_names_them(make_manager, tmp_path):
+    manager = make_manager("report")
+    records = [number(Record(manager, Params(name=n, value=i))) for i, n in enumerate("pqr")]
+    final = add_up(Record(manager, None))
+    assert manager.records == [*records, final]
+    path = manager.write_report()
+    assert path.is_file() and tmp_path / "reports" in path.parents
+    text = path.read_text()
+    for name in ["p", "q", "r"]:
+        assert f"| {name} |" in text
+    assert "report" in text
 
 
 def test_dry_run_writes_nothing(tmp_path, monkeypatch):

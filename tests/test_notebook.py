@@ -63,13 +63,7 @@ def scale(record, square):
 def total(record, records, scaled):
     return sum(scaled.values())
 
-manager = ArtifactManager(
-    "notebook_sweep",
-    cache_dir={str(tmp_path / "cache")!r},
-    runs_dir={str(tmp_path / "runs")!r},
-    logs_dir={str(tmp_path / "logs")!r},
-    reports_dir={str(tmp_path / "reports")!r},
-)
+manager = ArtifactManager("notebook_sweep", root={str(tmp_path)!r})
 param_sets = [NotebookParams(name=f"p{{i}}", x=i, factor=3) for i in range(6)]
 
 # a module of the user's own, on sys.path before any pool starts

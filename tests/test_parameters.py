@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from parafactory import ArtifactManager, ExperimentParameters, Record
+from parafactory import ExperimentParameters, Record
 
 
 def md5_int(text: str) -> int:
@@ -17,10 +17,9 @@ def expected_hash(*parts: str) -> str:
 
 
 @pytest.fixture
-def hash_of(tmp_path):
-    manager = ArtifactManager("params", runs_dir=tmp_path / "runs", dry=True)
-    yield lambda params: Record(manager, params, hide=True).params.hash
-    manager.close()
+def hash_of(make_manager):
+    manager = make_manager("params", dry=True)
+    return lambda params: Record(manager, params, hide=True).params.hash
 
 
 @dataclasses.dataclass

@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from parafactory import ArtifactManager
+from helpers import SCRIPTS, run_script
 from proc_stages import Job, act
 
-SCRIPT = Path(__file__).parent / "scripts" / "proc_progress.py"
+SCRIPT = SCRIPTS / "proc_progress.py"
 STATUS = re.compile(r"^progress_demo: (?P<text>.*) \[(?P<seconds>\d+)s\]$")
-
-
-def run_script(tmp_path, *args):
-    completed = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert completed.returncode == 0, completed.stderr
-    return completed.stderr
 
 
 def status_lines(stderr):
@@ -36,7 +22,7 @@ def status_lines(stderr):
 
 
 def test_plain_status_line_when_stderr_is_a_pipe(tmp_path):
-    stderr = run_script(tmp_path, "default")
+    stderr = run_script(SCRIPT, tmp_path, "default").stderr
     assert "\r" not in stderr
     lines = status_lines(stderr)
     assert len(lines) == 1, stderr  # a run shorter than 5 s: only the final line
@@ -46,7 +32,7 @@ def test_plain_status_line_when_stderr_is_a_pipe(tmp_path):
 
 
 def test_plain_closing_line_counts_the_failure(tmp_path):
-    stderr = run_script(tmp_path, "default", "r3")
+    stderr = run_script(SCRIPT, tmp_path, "default", "r3").stderr
     assert "\r" not in stderr
     lines = status_lines(stderr)
     assert lines, stderr
@@ -57,7 +43,7 @@ def test_plain_closing_line_counts_the_failure(tmp_path):
 
 
 def test_progress_false_writes_no_status(tmp_path):
-    stderr = run_script(tmp_path, "off")
+    stderr = run_script(SCRIPT, tmp_path, "off").stderr
     assert status_lines(stderr) == []
     assert "records done" not in stderr
     assert "records finished" not in stderr
@@ -77,16 +63,6 @@ class FakePipe(io.StringIO):
         return False
 
 
-def make_manager(tmp_path, name):
-    return ArtifactManager(
-        name,
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    )
-
-
 def make_jobs(tmp_path, count=6, failing=None, seconds=0.0):
     markers = tmp_path / "markers"
     markers.mkdir(exist_ok=True)
@@ -102,12 +78,12 @@ def make_jobs(tmp_path, count=6, failing=None, seconds=0.0):
     ]
 
 
-def test_plain_lines_at_most_once_per_interval(tmp_path, monkeypatch):
+def test_plain_lines_at_most_once_per_interval(make_manager, tmp_path, monkeypatch):
     interval = 0.3
     monkeypatch.setattr("parafactory._progress.PLAIN_LINE_SECONDS", interval)
     stream = FakePipe()
     monkeypatch.setattr(sys, "stderr", stream)
-    with make_manager(tmp_path, "progress_plain") as manager:
+    with make_manager("progress_plain") as manager:
         started = time.monotonic()
         manager.map(make_jobs(tmp_path, count=8, seconds=0.12), [act], n_jobs=1)
         elapsed = time.monotonic() - started
@@ -120,10 +96,10 @@ def test_plain_lines_at_most_once_per_interval(tmp_path, monkeypatch):
     assert 2 <= len(lines) <= elapsed / interval + 1, (lines, elapsed)
 
 
-def test_tqdm_bar_on_a_terminal(tmp_path, monkeypatch):
+def test_tqdm_bar_on_a_terminal(make_manager, tmp_path, monkeypatch):
     stream = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", stream)
-    with make_manager(tmp_path, "progress_tty") as manager:
+    with make_manager("progress_tty") as manager:
         records = manager.map(make_jobs(tmp_path), [act], n_jobs=1)
     assert all(record.error is None for record in records)
     output = stream.getvalue()
@@ -134,10 +110,10 @@ def test_tqdm_bar_on_a_terminal(tmp_path, monkeypatch):
     assert "records done" not in output  # not the plain lines
 
 
-def test_tqdm_bar_counts_failures(tmp_path, monkeypatch):
+def test_tqdm_bar_counts_failures(make_manager, tmp_path, monkeypatch):
     stream = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", stream)
-    with make_manager(tmp_path, "progress_tty_fail") as manager:
+    with make_manager("progress_tty_fail") as manager:
         # Slow enough that tqdm redraws the bar between records (every 0.1 s at most).
         jobs = make_jobs(tmp_path, failing="r2", seconds=0.15)
         records = manager.map(jobs, [act], n_jobs=1, errors="continue")
@@ -150,10 +126,10 @@ def test_tqdm_bar_counts_failures(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("stream_type", [FakeTerminal, FakePipe])
-def test_progress_false_shows_nothing(tmp_path, monkeypatch, stream_type):
+def test_progress_false_shows_nothing(make_manager, tmp_path, monkeypatch, stream_type):
     stream = stream_type()
     monkeypatch.setattr(sys, "stderr", stream)
-    with make_manager(tmp_path, "progress_off") as manager:
+    with make_manager("progress_off") as manager:
         jobs = make_jobs(tmp_path, failing="r1")
         manager.map(jobs, [act], n_jobs=1, errors="continue", progress=False)
     assert stream.getvalue() == ""

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from parafactory import ArtifactManager, ExperimentParameters, Record, stage
+from parafactory import ExperimentParameters, Record, stage
 
 
 @dataclasses.dataclass
@@ -19,10 +19,8 @@ class NotParams:
 
 
 @pytest.fixture
-def manager(tmp_path):
-    manager = ArtifactManager("records", runs_dir=tmp_path / "runs", dry=True)
-    yield manager
-    manager.close()
+def manager(make_manager):
+    return make_manager("records", dry=True)
 
 
 @stage(inputs=None, outputs=["data"])

@@ -13,21 +13,12 @@ import uuid
 
 import pytest
 
-from parafactory import ArtifactManager
-
 N_RECORDS = 6
 
 
 @pytest.fixture
-def manager(tmp_path):
-    with ArtifactManager(
-        "reload",
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    ) as manager:
-        yield manager
+def manager(make_manager):
+    return make_manager("reload")
 
 
 @pytest.fixture
@@ -136,24 +127,21 @@ def run_map(manager, module, stage_name, meet_dir=None):
     return [r.state["value"] for r in records], pids
 
 
-def test_edited_and_reloaded_stage_runs_new_code_in_workers(manager, modules, tmp_path):
-    name = modules.write("edited_stage", stage_module(stage_value=1))
+@pytest.mark.parametrize(
+    ("stage_name", "edited", "before", "after"),
+    [("constant", "stage_value", 1, 2), ("uses_helper", "helper_value", 10, 20)],
+    ids=["stage", "helper_in_stage_module"],
+)
+def test_edited_and_reloaded_stage_module_runs_new_code_in_workers(
+    manager, modules, tmp_path, stage_name, edited, before, after
+):
+    name = modules.write(f"edited_{stage_name}", stage_module(**{edited: before}))
     module = importlib.import_module(name)
-    assert run_map(manager, module, "constant", tmp_path / "meet")[0] == [1] * N_RECORDS
+    assert run_map(manager, module, stage_name, tmp_path / "meet")[0] == [before] * N_RECORDS
 
-    modules.rewrite(name, stage_module(stage_value=2))
+    modules.rewrite(name, stage_module(**{edited: after}))
     module = importlib.reload(module)
-    assert run_map(manager, module, "constant")[0] == [2] * N_RECORDS
-
-
-def test_edited_and_reloaded_helper_in_stage_module_is_picked_up(manager, modules, tmp_path):
-    name = modules.write("edited_helper", stage_module(helper_value=10))
-    module = importlib.import_module(name)
-    assert run_map(manager, module, "uses_helper", tmp_path / "meet")[0] == [10] * N_RECORDS
-
-    modules.rewrite(name, stage_module(helper_value=20))
-    module = importlib.reload(module)
-    assert run_map(manager, module, "uses_helper")[0] == [20] * N_RECORDS
+    assert run_map(manager, module, stage_name)[0] == [after] * N_RECORDS
 
 
 def test_unchanged_code_reuses_the_warm_pool(manager, modules, tmp_path):

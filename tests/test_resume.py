@@ -15,20 +15,20 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from cache_stages import executions, manager_for, slow_square, sweep
+from cache_stages import cache_dir_of, executions, manager_for, slow_square, sweep
+from helpers import SCRIPTS, start_script
 from parafactory._cache import Cache
 from parafactory._parameters import parameter_set_hash
 
 pytestmark = pytest.mark.timeout(90)
 
-SCRIPT = Path(__file__).parent / "scripts" / "proc_resume.py"
+SCRIPT = SCRIPTS / "proc_resume.py"
 RECORDS = 40
 WORKERS = 2
 SECONDS = 0.1
@@ -36,12 +36,9 @@ SECONDS = 0.1
 
 def start(directory: Path, *options: str) -> subprocess.Popen:
     directory.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(SCRIPT), str(directory), "--records", str(RECORDS)]
-    command += ["--n-jobs", str(WORKERS), *options]
+    arguments = ("--records", str(RECORDS), "--n-jobs", str(WORKERS), *options)
     with open(directory / "output.txt", "ab") as output:
-        return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        return start_script(SCRIPT, directory, *arguments, stdout=output, stderr=subprocess.STDOUT)
 
 
 def finish(process: subprocess.Popen, directory: Path) -> None:
@@ -92,7 +89,7 @@ def wait_for_executions(markers: Path, count: int, process: subprocess.Popen) ->
 
 def cached_records(directory: Path) -> set[str]:
     """Names of the records whose ``slow_square`` entry counts as cached."""
-    cache = Cache(directory / "cache", prefix="resume")
+    cache = Cache(cache_dir_of(directory), prefix="resume")
     spec = slow_square.spec
     found = set()
     for params in sweep(directory / "markers", RECORDS, seconds=SECONDS):

@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 
 from parafactory import (
-    ArtifactManager,
     ExperimentParameters,
     Record,
     StageDefinitionError,
@@ -21,10 +20,8 @@ class Params(ExperimentParameters):
 
 
 @pytest.fixture
-def manager(tmp_path):
-    manager = ArtifactManager("stages", runs_dir=tmp_path / "runs", dry=True)
-    yield manager
-    manager.close()
+def manager(make_manager):
+    return make_manager("stages", dry=True)
 
 
 @stage(inputs=None, outputs=["start"])

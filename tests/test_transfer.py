@@ -9,7 +9,6 @@ import mmap
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from cache_stages import BIG_ELEMENTS, Sweep, arrays, big_then_fail, executions, manager_for
+from helpers import SCRIPTS, start_script
 from parafactory import StageFailedError
 
 pytestmark = pytest.mark.timeout(60)
@@ -93,17 +93,14 @@ def test_spill_directory_is_removed_when_the_run_fails(tmp_path, errors):
     assert spill_dirs() <= before
 
 
-SCRIPT = Path(__file__).parent / "scripts" / "proc_resume.py"
+SCRIPT = SCRIPTS / "proc_resume.py"
 
 
 def test_spill_directory_is_removed_after_ctrl_c(tmp_path):
     """Ctrl-C in a terminal: SIGINT to the script's whole process group, mid-sweep."""
-    command = [sys.executable, str(SCRIPT), str(tmp_path), "--stage", "slow_big"]
-    command += ["--records", "20", "--seconds", "0.2", "--n-jobs", "2"]
+    options = ("--stage", "slow_big", "--records", "20", "--seconds", "0.2", "--n-jobs", "2")
     with open(tmp_path / "output.txt", "wb") as output:
-        script = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        script = start_script(SCRIPT, tmp_path, *options, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while len(executions(tmp_path / "markers")) < 6 and script.poll() is None:

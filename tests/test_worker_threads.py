@@ -8,7 +8,7 @@ import time
 import pytest
 
 import parafactory._cpus as cpus
-from parafactory import ArtifactManager, ExperimentParameters, stage
+from parafactory import ExperimentParameters, stage
 from parafactory._cpus import usable_cpu_count
 
 CAPPED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -26,17 +26,10 @@ def report_threads(record):
 
 
 @pytest.fixture
-def manager(tmp_path, monkeypatch):
+def manager(make_manager, monkeypatch):
     for name in (*cpus.THREAD_LIMIT_VARIABLES, cpus.N_JOBS_VARIABLE):
         monkeypatch.delenv(name, raising=False)
-    with ArtifactManager(
-        "threads",
-        cache_dir=tmp_path / "cache",
-        runs_dir=tmp_path / "runs",
-        logs_dir=tmp_path / "logs",
-        reports_dir=tmp_path / "reports",
-    ) as manager:
-        yield manager
+    return make_manager("threads")
 
 
 def run(manager, count=6, **options):

@@ -11,15 +11,12 @@ result is pickled to be sent back, and whose re-runs die at once. Writes
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for proc_stages
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers, proc_stages
 
-import dask  # noqa: E402
-import distributed  # noqa: E402
-
+from helpers import start_dying_cluster  # noqa: E402
 from parafactory import ArtifactManager  # noqa: E402
 from proc_stages import Job, act  # noqa: E402
 
@@ -29,17 +26,7 @@ def main(out: Path) -> None:
     markers.mkdir(parents=True, exist_ok=True)
     jobs = [Job(name=f"ok{i}", value=i, marker_dir=str(markers)) for i in range(3)]
     jobs.insert(1, Job(name="victim", action="dies_when_sent", marker_dir=str(markers)))
-    # A task whose worker dies fails at once (KilledWorker) instead of after 3 more
-    # deaths; parafactory's own retry still runs. Only to keep the run short.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        cluster = distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-    client = distributed.Client(cluster, set_as_default=False)
+    cluster, client = start_dying_cluster()
     manager = ArtifactManager("lost_result", dry=True)
     try:
         manager.map(jobs, [act], backend="dask", client=client, errors="continue", progress=False)

@@ -10,12 +10,12 @@ each record's name, state and error, and ``OUT_DIR/log_path.txt`` the run's log 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for proc_stages
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers, proc_stages
 
+from helpers import note_run  # noqa: E402
 from parafactory import ArtifactManager  # noqa: E402
 from proc_stages import Job, hold  # noqa: E402
 
@@ -26,15 +26,8 @@ def main(out: Path) -> None:
     where = str(markers)
     jobs = [Job(name=f"fast{i}", marker_dir=where) for i in range(2)]
     jobs += [Job(name=f"slow{i}", action="sleep", seconds=60, marker_dir=where) for i in range(4)]
-    manager = ArtifactManager(
-        "interrupted",
-        cache_dir=out / "cache",
-        runs_dir=out / "runs",
-        logs_dir=out / "logs",
-        reports_dir=out / "reports",
-    )
-    (out / "log_path.txt").write_text(str(manager.log_path))
-    (out / "parent.pid").write_text(str(os.getpid()))
+    manager = ArtifactManager("interrupted", root=out)
+    note_run(out, manager)
     try:
         manager.map(jobs, [hold], n_jobs=2, backend="loky", progress=False)
     finally:

@@ -8,26 +8,19 @@ Writes the run's log file path to ``OUT_DIR/log_path.txt`` and this process's pi
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for proc_stages
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers, proc_stages
 
+from helpers import note_run  # noqa: E402
 from parafactory import ArtifactManager  # noqa: E402
 from proc_stages import Job, chatty  # noqa: E402
 
 
 def main(out: Path) -> None:
-    manager = ArtifactManager(
-        "logs_demo",
-        cache_dir=out / "cache",
-        runs_dir=out / "runs",
-        logs_dir=out / "logs",
-        reports_dir=out / "reports",
-    )
-    (out / "log_path.txt").write_text(str(manager.log_path))
-    (out / "parent.pid").write_text(str(os.getpid()))
+    manager = ArtifactManager("logs_demo", root=out)
+    note_run(out, manager)
     jobs = [Job(name=f"r{i}", seconds=0.2) for i in range(2)]
     manager.map(jobs, [chatty], n_jobs=2, backend="loky", progress=False)
 
