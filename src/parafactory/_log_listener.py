@@ -8,6 +8,7 @@ console and the run's log file.
 from __future__ import annotations
 
 import atexit
+import collections
 import logging
 import os
 import pickle
@@ -18,15 +19,20 @@ import tempfile
 import threading
 from typing import Any
 
+_CATCH_UP_SECONDS = 2.0
+
 
 class LogListener:
-    """Receives log records and events from workers on a Unix socket and re-emits them here."""
+    """Receives log records from workers on a Unix socket and re-emits them here."""
 
     def __init__(self) -> None:
         self._directory = tempfile.mkdtemp(prefix="parafactory-logs-")
         self.address = os.path.join(self._directory, "socket")
         self._server = socketserver.ThreadingUnixStreamServer(self.address, self._handler())
         self._server.daemon_threads = True
+        self._received: collections.Counter[int] = collections.Counter()  # pid -> records
+        self._arrived = threading.Condition()
+        self._lossy: set[int] = set()
         threading.Thread(
             target=self._server.serve_forever, name="parafactory-log-listener", daemon=True
         ).start()
@@ -46,6 +52,21 @@ class LogListener:
     def _dispatch(self, attributes: dict[str, Any]) -> None:
         record = logging.makeLogRecord(attributes)
         logging.getLogger(record.name).handle(record)
+        with self._arrived:
+            self._received[record.process or 0] += 1
+            self._arrived.notify_all()
+
+    def wait_for(self, pid: int, count: int, timeout: float = _CATCH_UP_SECONDS) -> None:
+        """Wait until ``count`` records from worker ``pid`` were handled here (or ``timeout``).
+
+        A worker sends its log records before its result, but on another channel: this
+        keeps a stage's log lines ahead of the record being reported done.
+        """
+        if pid in self._lossy:
+            return
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._received[pid] >= count, timeout):
+                self._lossy.add(pid)  # its socket dropped records: do not wait on it again
 
     def close(self) -> None:
         """Stop listening and remove the socket."""
@@ -55,6 +76,12 @@ class LogListener:
 
 
 _listener: LogListener | None = None
+
+
+def catch_up(sent: tuple[int, int] | None) -> None:
+    """Wait for the log records a worker reported sending, if this process listens."""
+    if sent is not None and _listener is not None:
+        _listener.wait_for(*sent)
 
 
 def log_listener() -> LogListener:

@@ -193,6 +193,7 @@ class Scheduler:
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
             record.output = result.output
+        _log_listener.catch_up(result.logs_sent)
         _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
         if result.failure is None:

@@ -56,7 +56,7 @@ def tagged(record_name: str) -> Iterator[None]:
         _current_record.reset(token)
 
 
-_socket_handler: logging.handlers.SocketHandler | None = None
+_socket_handler: _CountingSocketHandler | None = None
 _print_stream: _LineLogger | None = None  # stdout of a worker while it runs stages
 _print_logger = logging.getLogger("parafactory.print")
 
@@ -104,6 +104,21 @@ def worker_logging(parent_pid: int, address: str | None, level: int) -> Iterator
             logging.getLogger().removeHandler(collector)
 
 
+class _CountingSocketHandler(logging.handlers.SocketHandler):
+    """Counts what it sends, so the parent can wait until it has received as much."""
+
+    sent = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self.sent += 1
+
+
+def records_sent() -> tuple[int, int] | None:
+    """``(pid, count)`` of log records this worker sent live so far, or ``None``."""
+    return None if _socket_handler is None else (os.getpid(), _socket_handler.sent)
+
+
 def _connect(address: str) -> None:
     global _socket_handler
     if _socket_handler is not None and _socket_handler.host == address:
@@ -112,7 +127,7 @@ def _connect(address: str) -> None:
     if _socket_handler is not None:
         root.removeHandler(_socket_handler)
         _socket_handler.close()
-    _socket_handler = logging.handlers.SocketHandler(address, None)
+    _socket_handler = _CountingSocketHandler(address, None)
     root.addHandler(_socket_handler)
 
 

@@ -59,6 +59,7 @@ class ChainResult:
     failure: StageFailure | None
     seconds: float
     logs: list[Any] = dataclasses.field(default_factory=list)
+    logs_sent: tuple[int, int] | None = None  # (pid, count) of records sent live so far
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,7 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
             result.changed = spill_large(result.changed, setup.scratch_dir)
             if collected is not None:
                 result.logs = collected.drain()
+            result.logs_sent = _worker_logs.records_sent()
             results.append(result)
             if setup.scratch_dir is not None:
                 mark_idle(setup.scratch_dir)
