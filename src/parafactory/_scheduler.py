@@ -9,8 +9,8 @@
 
 It speaks only ``concurrent.futures`` (``submit``, ``wait``, ``Future``) and
 keeps its own map of what is in flight, so when a worker dies it knows which
-records were running (workers report each stage they start on a side channel)
-and retries only those, alone. Failures are per record; Ctrl-C, SIGTERM and
+records were running (local workers mark each stage they start in a shared
+memory slot) and retries only those, alone. Failures are per record; Ctrl-C, SIGTERM and
 SIGHUP stop the workers and keep every finished record's state.
 """
 
@@ -121,12 +121,12 @@ class Scheduler:
         if self._stopping or self._isolated is not None:
             return
         if self._quarantine:
-            if not self.backend.one_death_fails_all:
-                while self._quarantine:
-                    self._submit([self._quarantine.popleft()])
-            elif not self._in_flight:
-                self._isolated = self._submit([self._quarantine.popleft()])
+            if self.backend.one_death_fails_all:  # alone means alone: wait for the pool to drain
+                if not self._in_flight:
+                    self._isolated = self._submit([self._quarantine.popleft()])
                 return
+            while self._quarantine:
+                self._submit([self._quarantine.popleft()])
         limit = 2 * self.backend.workers
         while self._ready_chains and len(self._in_flight) < limit:
             batch: list[Step] = []
