@@ -121,12 +121,11 @@ class Scheduler:
         if self._stopping or self._isolated is not None:
             return
         if self._quarantine:
-            if self.backend.one_death_fails_all:  # alone means alone: wait for the pool to drain
-                if not self._in_flight:
-                    self._isolated = self._submit([self._quarantine.popleft()])
-                return
-            while self._quarantine:
-                self._submit([self._quarantine.popleft()])
+            # Alone means alone: a worker's death also kills what runs or waits beside it
+            # (every task of a loky pool, every task queued on that dask worker).
+            if not self._in_flight:
+                self._isolated = self._submit([self._quarantine.popleft()])
+            return
         limit = 2 * self.backend.workers
         while self._ready_chains and len(self._in_flight) < limit:
             batch: list[Step] = []
@@ -163,7 +162,11 @@ class Scheduler:
             ChainTask(step.id, step.record if pickled else travelling_copy(step.record), step.calls)
             for step in steps
         ]
-        future = self.backend.executor.submit(run_chains, tasks, self.setup)
+        try:
+            future = self.backend.executor.submit(run_chains, tasks, self.setup)
+        except Exception as error:  # noqa: BLE001 - e.g. a user's broken pool: fail these tasks
+            future = Future()
+            future.set_exception(error)
         self._in_flight[future] = tasks
         return future
 

@@ -12,8 +12,9 @@ import dataclasses
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, SupportsIndex
 
 from ._cache import Cache, Cacher, Lazy, code_fingerprint
 from ._errors import StageDefinitionError, StageInputError, StageOutputError
@@ -35,6 +36,15 @@ class StageSpec:
     cachers: tuple[Cacher, ...] = ()
     lazy: frozenset[str] = frozenset()
     fingerprint: str | None = None  # of the function's code, to notice stale cache entries
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        # The decorated callable is what a module exposes under the function's name, so a
+        # spec travels as a reference to it; one defined in __main__ or a notebook travels
+        # by value (cloudpickle).
+        stage_callable = _importable_callable(self)
+        if stage_callable is None:
+            return super().__reduce_ex__(protocol)
+        return (spec_of, (stage_callable,))
 
 
 def stage(
@@ -101,6 +111,18 @@ def aggregate(
         return call_aggregate
 
     return decorate
+
+
+def _importable_callable(spec: StageSpec) -> Any:
+    """The ``@stage`` callable importable as ``module.qualname`` whose spec is ``spec``."""
+    module = sys.modules.get(spec.function.__module__)
+    qualname = spec.function.__qualname__
+    if module is None or spec.function.__module__ == "__main__" or "<locals>" in qualname:
+        return None
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return found if spec_of(found) is spec else None
 
 
 def spec_of(candidate: Any) -> StageSpec | None:

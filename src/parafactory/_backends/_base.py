@@ -12,7 +12,7 @@ class Backend:
     live over a local socket and large results through shared memory.
     ``pickles_tasks``: tasks reach workers pickled, so they work on copies of records.
     ``one_death_fails_all``: a dead worker fails every pending task (a process pool
-    breaks), so suspects must be retried alone.
+    breaks), so the scheduler collects what finished and restarts the pool.
     """
 
     name = "backend"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ._base import Backend
+
+logger = logging.getLogger("parafactory")
 
 
 class ExecutorBackend(Backend):
@@ -23,6 +26,13 @@ class ExecutorBackend(Backend):
         if isinstance(error, BrokenProcessPool):
             return f"the worker process died ({error})"
         return None
+
+    def restart(self) -> None:
+        logger.warning(
+            "the executor passed as backend broke when a worker died, and parafactory cannot "
+            "restart a pool it does not own: records still to run will fail. Use "
+            "backend='loky' (the default) to have the pool restarted."
+        )
 
     def abort(self) -> None:
         pass  # not ours to shut down; the scheduler cancels its own futures
