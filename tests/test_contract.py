@@ -5,6 +5,8 @@ Each case runs an experiment through ``manager.run``/``manager.map`` on the
 separate dry manager, and compares the records position by position.
 """
 
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
 import pytest
 
 import workloads as w
@@ -140,3 +142,13 @@ def test_contract_detects_a_wrong_state(manager, backend, tmp_path):
     records[1].state["final_value"] += 1
     with pytest.raises(AssertionError):
         assert_same_answer(records, manager, expected)
+
+
+@pytest.mark.parametrize("pool", [ThreadPoolExecutor, ProcessPoolExecutor])
+def test_any_executor_gives_the_same_answer(manager, tmp_path, pool):
+    with pool(max_workers=2) as executor:
+        records = manager.run(
+            w.nested_aggregates_experiment, w.numbered_params(6), backend=executor, progress=False
+        )
+    expected = run_eagerly(tmp_path, w.nested_aggregates_experiment, w.numbered_params(6))
+    assert_same_answer(records, manager, expected)

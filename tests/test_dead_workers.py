@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -180,3 +181,18 @@ def test_dask_worker_dying_while_sending_a_result_does_not_hang(tmp_path):
     for name, row in rows.items():
         assert row["error"] is None, row
         assert row["state"] == ["result"], name
+
+
+@pytest.mark.timeout(60)
+def test_a_users_process_pool_that_breaks_ends_the_run_with_clear_errors(
+    make_manager, tmp_path, caplog
+):
+    jobs = make_jobs(tmp_path / "markers", "exit13", quick=2)
+    with make_manager("users_pool") as manager, ProcessPoolExecutor(max_workers=2) as pool:
+        records = manager.map(jobs, [act], backend=pool, errors="continue", progress=False)
+    by_name = {record.name: record for record in records}
+    assert isinstance(by_name["culprit"].error, WorkerDiedError)
+    assert all(
+        record.error is None or isinstance(record.error, WorkerDiedError) for record in records
+    )
+    assert "cannot restart a pool it does not own" in caplog.text
