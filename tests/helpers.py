@@ -61,7 +61,7 @@ def start_dying_cluster() -> tuple[Any, Any]:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
     return cluster, distributed.Client(cluster, set_as_default=False)

@@ -6,7 +6,7 @@ so their log records come back with their results rather than live.
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -14,12 +14,15 @@ from typing import Any
 from .._errors import BackendUnavailableError
 from ._base import Backend
 
+_WAIT_SLICE_SECONDS = 1.0
+
 
 class DaskExecutor(Executor):
     """``client.submit`` behind the ``concurrent.futures`` interface.
 
-    Every dask outcome settles its future, even a result lost with its worker
-    while being fetched, so the scheduler never waits on a future nobody sets.
+    A thread per task in flight waits for its outcome in short slices and settles
+    its future whatever happens: fetching a result can hang when the worker holding
+    it dies, so between slices it checks whether dask has given up on the task.
     """
 
     def __init__(self, client: Any) -> None:
@@ -31,7 +34,9 @@ class DaskExecutor(Executor):
         task = self._client.submit(fn, *args, pure=False, **kwargs)
         self._tasks[outcome] = task
         outcome.add_done_callback(lambda done: self._tasks.pop(done, None))
-        task.add_done_callback(functools.partial(_settle, outcome))
+        threading.Thread(
+            target=_settle, args=(outcome, task), name="parafactory-dask-wait", daemon=True
+        ).start()
         return outcome
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -40,17 +45,26 @@ class DaskExecutor(Executor):
 
 
 def _settle(outcome: Future[Any], task: Any) -> None:
-    """Runs in dask's callback thread: copy the task's outcome, whatever it is."""
-    try:
-        error = task.exception()
-        result = task.result() if error is None else None
-    except BaseException as lost:  # noqa: BLE001 - cancelled, lost or killed: all are outcomes
-        error = lost
-    if not outcome.done():
-        if error is None:
-            outcome.set_result(result)
-        else:
+    """Copy the task's outcome to ``outcome``: its result, its error, or why it was lost."""
+    while not outcome.done():
+        try:
+            result = task.result(timeout=_WAIT_SLICE_SECONDS)
+        except TimeoutError:
+            if task.status in ("error", "cancelled"):
+                _set_error(outcome, task)
+            continue
+        except BaseException as error:  # noqa: BLE001 - killed, lost, cancelled: all outcomes
             outcome.set_exception(error)
+        else:
+            outcome.set_result(result)
+
+
+def _set_error(outcome: Future[Any], task: Any) -> None:
+    try:
+        error = task.exception(timeout=_WAIT_SLICE_SECONDS)
+    except BaseException as cancelled:  # noqa: BLE001
+        error = cancelled
+    outcome.set_exception(error or RuntimeError(f"dask task {task.key} failed"))
 
 
 class DaskBackend(Backend):
