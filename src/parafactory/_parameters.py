@@ -18,6 +18,7 @@ HashFunction = Callable[[Any, Any], Any]
 """``fn(param_set, value) -> representation``; ``None`` in its place skips the field."""
 
 _NEVER_HASHED = frozenset({"name", "hash", "overwrite", "hash_representations"})
+_PLAIN_TYPES = frozenset({int, float, str, bool, bytes})
 
 
 @dataclasses.dataclass
@@ -60,36 +61,34 @@ def parameter_set_hash(params: ExperimentParameters) -> str:
 
 
 def _fields_hash_sum(params: Any) -> int:
+    custom = getattr(params, "hash_representations", None) or {}
     cls: Any = type(params)
     total = 0
     for name in _hashed_fields(cls):
-        total += _field_hash(params, name)
+        value = getattr(params, name)
+        if name in custom:
+            function = custom[name]
+            representation = None if function is None else function(params, value)
+        elif value is None:
+            continue
+        elif type(value) in _PLAIN_TYPES:  # most fields: skip the checks below
+            representation = repr(value)
+        elif hasattr(type(value), "__dataclass_fields__"):
+            total += _fields_hash_sum(value)  # a nested dataclass adds its own fields' sum
+            continue
+        elif callable(value):
+            representation = value.__qualname__
+        else:
+            representation = repr(value)
+        if representation is not None:
+            digest = hashlib.md5(f"{name}{representation}".encode()).digest()
+            total += int.from_bytes(digest, "big")
     return total
 
 
 @functools.cache
 def _hashed_fields(cls: Any) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NEVER_HASHED)
-
-
-def _field_hash(params: Any, field_name: str) -> int:
-    """One field's share of the hash: 0 when skipped, a nested sum for a dataclass."""
-    value = getattr(params, field_name)
-    custom = getattr(params, "hash_representations", None) or {}
-    if field_name in custom:
-        function = custom[field_name]
-        representation = None if function is None else function(params, value)
-    elif value is None:
-        return 0
-    elif hasattr(type(value), "__dataclass_fields__"):
-        return _fields_hash_sum(value)
-    elif callable(value):
-        representation = value.__qualname__
-    else:
-        representation = repr(value)
-    if representation is None:
-        return 0
-    return int.from_bytes(hashlib.md5(f"{field_name}{representation}".encode()).digest(), "big")
 
 
 def combined_hash(own_hash: str | None, input_hashes: list[str | None]) -> str:
