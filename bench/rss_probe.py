@@ -53,13 +53,7 @@ def run_w3(mode: str, workload: Workload, workers: int, directory: Path) -> Any:
     if mode == "eager":
         manager = ArtifactManager("bench_rss", dry=True)
         return manager.run(experiment_chains, param_sets(workload), n_jobs=workers, progress=False)
-    manager = ArtifactManager(
-        "bench_rss",
-        cache_dir=directory / "cache",
-        runs_dir=directory / "runs",
-        logs_dir=directory / "logs",
-        reports_dir=directory / "reports",
-    )
+    manager = ArtifactManager("bench_rss", root=directory)
     return manager.run(experiment_lazy, param_sets(workload), n_jobs=workers, progress=False)
 
 

@@ -83,13 +83,7 @@ def _cached_run(workload: Workload, root: Path, workers: int) -> tuple[float, st
     ]
     gc.collect()
     start = time.perf_counter()
-    manager = ArtifactManager(
-        "bench_cached",
-        cache_dir=root / "cache",
-        runs_dir=root / "runs",
-        logs_dir=root / "logs",
-        reports_dir=root / "reports",
-    )
+    manager = ArtifactManager("bench_cached", root=root)
     records = manager.run(experiment_cached, cached_sets, n_jobs=workers, progress=False)
     seconds = time.perf_counter() - start
     manager.close()

@@ -52,7 +52,7 @@ from parafactory import (
     aggregate,
     stage,
 )
-from parafactory._cache import Cache
+from parafactory._cache import Artifact, Cache
 from parafactory._parameters import parameter_set_hash
 from parafactory._scheduler import Scheduler
 
@@ -442,6 +442,8 @@ def test_outputs_loaded_in_a_worker_reach_the_parents_state(tmp_path, n_jobs):
     )
 
     assert [sorted(r.state) for r in records] == [["x", "y", "z"]] * 2
+    # The worker loaded y to run third; it comes back as the artifact, still on disk here.
+    assert all(isinstance(dict.__getitem__(r.state, "y"), Artifact) for r in records)
     assert [(r.state["x"], r.state["y"]) for r in records] == [(0, 1), (2, 3)]
     assert [r.stages for r in records] == [["first", "second", "third"]] * 2
 

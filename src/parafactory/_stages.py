@@ -152,7 +152,7 @@ def execute(
     if cached is not None:
         logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         record.state.update(cached)
-        record.output = OutputOf(spec.outputs, several=len(spec.outputs) > 1)
+        record.output = _output_reference(spec, None)  # the returned value: from the cache
         record.stages.append(spec.name)
         return record
     logger.debug("Running %s on %s", spec.name, record.name)

@@ -107,9 +107,7 @@ def run_chain(
     """Run one chain of stages on the task's record, stopping at the first failure."""
     record = task.record
     stages_before = len(record.stages)
-    state = record.state
-    before = dict(dict.items(state))
-    loaded: dict[str, Artifact] = getattr(state, "loaded", {})
+    before = dict(dict.items(record.state))
     started = time.perf_counter()
     failure = None
     with _worker_logs.tagged(record.name):
@@ -121,6 +119,8 @@ def run_chain(
             except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
                 failure = StageFailure(call.spec.name, _travelling(error), traceback.format_exc())
                 break
+    state = record.state
+    loaded: dict[str, Artifact] = getattr(state, "loaded", {})  # read from disk in this chain
     changed = {  # every value, as a stage may change one in place; on disk, as an artifact
         key: loaded.get(key, value)
         for key, value in dict.items(state)
