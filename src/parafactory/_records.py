@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from ._cache import Artifact
 from ._errors import PlanningStateError
 from ._parameters import ExperimentParameters, parameter_set_hash
-
-
-class _RecordKeeper(Protocol):
-    """What a record needs of its manager: somewhere to register itself."""
-
-    def _register(self, record: Record) -> None: ...
 
 
 class Record:

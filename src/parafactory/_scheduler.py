@@ -336,7 +336,6 @@ class Scheduler:
         if self.first_error is not None and self.errors == "continue":
             logger.warning("%s", line)
         self.progress.close(line if self.first_error is not None else None)
-        self.backend.close()
         if self.first_error is not None and self.errors == "raise":
             raise self.first_error
 

@@ -34,6 +34,3 @@ class Backend:
     def abort(self) -> None:
         """Stop at once: cancel what has not started and stop workers that are running."""
         self.executor.shutdown(wait=False, cancel_futures=True)
-
-    def close(self) -> None:
-        """Release the executor after a run that ended normally."""
