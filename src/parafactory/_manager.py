@@ -192,7 +192,7 @@ class ArtifactManager:
                         record.state.unlock()
                 if not planned:
                     del self.records[first_new:]  # nothing ran: leave no half-planned records
-        return records, planner.finish()
+        return records, planner.steps
 
     def _check_travels(self, records: list[Record]) -> None:
         """Refuse a plan whose records cannot be pickled, leaving no trace of it."""

@@ -64,7 +64,7 @@ def _fields_hash_sum(params: Any) -> int:
     custom = getattr(params, "hash_representations", None) or {}
     cls: Any = type(params)
     total = 0
-    for name in _hashed_fields(cls):
+    for name, prefix in _hashed_fields(cls):
         value = getattr(params, name)
         if name in custom:
             function = custom[name]
@@ -81,14 +81,20 @@ def _fields_hash_sum(params: Any) -> int:
         else:
             representation = repr(value)
         if representation is not None:
-            digest = hashlib.md5(f"{name}{representation}".encode()).digest()
-            total += int.from_bytes(digest, "big")
+            digest = prefix.copy()  # md5 of f"{name}{representation}", the name hashed once
+            digest.update(str(representation).encode())
+            total += int.from_bytes(digest.digest(), "big")
     return total
 
 
 @functools.cache
-def _hashed_fields(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NEVER_HASHED)
+def _hashed_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
+    """Each hashed field's name, with an md5 that has already taken the name in."""
+    return tuple(
+        (f.name, hashlib.md5(f.name.encode()))
+        for f in dataclasses.fields(cls)
+        if f.name not in _NEVER_HASHED
+    )
 
 
 def combined_hash(own_hash: str | None, input_hashes: list[str | None]) -> str:

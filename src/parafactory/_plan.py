@@ -77,13 +77,6 @@ class Planner:
         call = self._plain_calls[id(spec)] = Call(spec, (), {})
         return call
 
-    def finish(self) -> list[Step]:
-        """The planned steps; chains making the same calls share one list of them."""
-        shared: dict[tuple[int, ...], list[Call]] = {}
-        for step in self.steps:
-            step.calls = shared.setdefault(tuple(map(id, step.calls)), step.calls)
-        return self.steps
-
     def _add_aggregate(self, call: Call, record: Record) -> None:
         step = self._new_step(record, is_aggregate=True)
         step.calls.append(call)
@@ -94,16 +87,18 @@ class Planner:
             self._observers.setdefault(id(member), []).append(step)
 
     def _new_step(self, record: Record, *, is_aggregate: bool) -> Step:
+        key = id(record)
         step = Step(len(self.steps), record, [], is_aggregate)
         self.steps.append(step)
-        previous = self._last_step.get(id(record))
+        previous = self._last_step.get(key)
         if previous is not None:
             self._link(previous, step)
-        for observer in self._observers.pop(id(record), ()):
-            if observer is not step:
-                self._link(observer, step)
-        self._open_chain.pop(id(record), None)
-        self._last_step[id(record)] = step
+        if key in self._observers:
+            for observer in self._observers.pop(key):
+                if observer is not step:
+                    self._link(observer, step)
+        self._open_chain.pop(key, None)
+        self._last_step[key] = step
         return step
 
     @staticmethod
