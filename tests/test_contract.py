@@ -125,6 +125,22 @@ def test_aggregate_sees_only_state_planned_before_it(manager, backend, tmp_path)
     assert records[0].state["summary"]["label"] == "p000:1"  # expand ran before bump_base
 
 
+def test_aggregate_over_a_repeated_member_and_its_own_record(manager, backend, tmp_path):
+    records = manager.run(
+        w.repeated_members_experiment, w.numbered_params(3), progress=False, **backend
+    )
+    expected = run_eagerly(tmp_path, w.repeated_members_experiment, w.numbered_params(3))
+    assert_same_answer(records, manager, expected)
+    own, last = records[3].state, records[4].state
+    assert own["seen_keys"] == {
+        "p000": ["base"],
+        "own": ["base"],
+        "p001": ["base"],
+        "p002": ["base"],
+    }
+    assert last["seen_keys"]["own"] == ["base", "base_sum", "label", "multiples", "seen_keys"]
+
+
 def test_stage_mutating_its_input_in_place_after_an_aggregate(manager, backend, tmp_path):
     records = manager.run(
         w.in_place_mutation_experiment, w.numbered_params(4), progress=False, **backend

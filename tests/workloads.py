@@ -173,6 +173,16 @@ def early_aggregate_experiment(param_sets, manager):
         summarize(record)
 
 
+def repeated_members_experiment(param_sets, manager):
+    """An aggregate whose group names a record twice and includes the aggregate's own record."""
+    records = [make_base(Record(manager, p)) for p in param_sets]
+    own = make_base(Record(manager, Params(name="own", value=100)))
+    snapshot_keys(own, [records[0], own, records[0], *records[1:]])
+    for record in [records[0], own, records[1]]:
+        expand(record)
+    snapshot_keys(Record(manager, None), [own, own, *records])
+
+
 # -- in-place mutation of an input after an aggregate ---------------------------------------
 
 

@@ -86,7 +86,6 @@ class ArtifactManager:
         self.records.append(record)
         if self._planner is not None:
             record._planner = self._planner
-            WriteOnlyState.lock(record.state)
 
     def map(
         self,
@@ -252,12 +251,16 @@ class ArtifactManager:
 
 @contextlib.contextmanager
 def _garbage_collection_paused() -> Iterator[None]:
-    """Planning allocates only objects that survive it: generational scans would be wasted."""
+    """Planning allocates objects that live through the run: scanning them as young
+    objects would be wasted, so collection pauses and they join the oldest generation."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if gc.get_freeze_count() == 0:  # objects the user froze stay frozen
+            gc.freeze()  # every tracked object moves out of the young generations...
+            gc.unfreeze()  # ...and back into the oldest, without a scan
         if collecting:
             gc.enable()
 

@@ -14,11 +14,21 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+try:  # CPython's own md5: for a field's few bytes, several times faster than OpenSSL's
+    from _md5 import md5 as _field_md5  # type: ignore[import-not-found]
+except ImportError:  # a Python built without it
+    from hashlib import md5 as _field_md5
+
 HashFunction = Callable[[Any, Any], Any]
 """``fn(param_set, value) -> representation``; ``None`` in its place skips the field."""
 
 _NEVER_HASHED = frozenset({"name", "hash", "overwrite", "hash_representations"})
 _PLAIN_TYPES = frozenset({int, float, str, bool, bytes})
+_KEYED_BY_VALUE = frozenset({str, int})  # exact types only: True and 1.0 equal 1 in a dict
+# Digests remembered per field, for short representations only, so memory stays bounded;
+# other values are hashed each time.
+_KNOWN_PER_FIELD = 4096
+_KNOWN_LENGTH = 200
 
 
 @dataclasses.dataclass
@@ -61,17 +71,23 @@ def parameter_set_hash(params: ExperimentParameters) -> str:
 
 
 def _fields_hash_sum(params: Any) -> int:
-    custom = getattr(params, "hash_representations", None) or {}
-    cls: Any = type(params)
+    custom = getattr(params, "hash_representations", None)
     total = 0
-    for name, prefix in _hashed_fields(cls):
+    for name, known in _hashed_fields(params.__class__):
         value = getattr(params, name)
-        if name in custom:
+        if type(value) in _KEYED_BY_VALUE and not (custom and name in custom):
+            part = known.get(value)  # most fields: no repr needed once the value is known
+            total += _field_digest(name, repr(value), value, known) if part is None else part
+            continue
+        if custom and name in custom:
             function = custom[name]
-            representation = None if function is None else function(params, value)
+            custom_representation = None if function is None else function(params, value)
+            if custom_representation is None:
+                continue
+            representation = str(custom_representation)
         elif value is None:
             continue
-        elif type(value) in _PLAIN_TYPES:  # most fields: skip the checks below
+        elif type(value) in _PLAIN_TYPES:
             representation = repr(value)
         elif hasattr(type(value), "__dataclass_fields__"):
             total += _fields_hash_sum(value)  # a nested dataclass adds its own fields' sum
@@ -80,21 +96,26 @@ def _fields_hash_sum(params: Any) -> int:
             representation = value.__qualname__
         else:
             representation = repr(value)
-        if representation is not None:
-            digest = prefix.copy()  # md5 of f"{name}{representation}", the name hashed once
-            digest.update(str(representation).encode())
-            total += int.from_bytes(digest.digest(), "big")
+        key = (representation,)  # never equal to a value remembered above
+        part = known.get(key)
+        total += _field_digest(name, representation, key, known) if part is None else part
     return total
 
 
+def _field_digest(name: str, representation: str, key: Any, known: dict[Any, int]) -> int:
+    """md5 of ``f"{name}{representation}"`` as an integer, remembered under ``key``."""
+    part = int.from_bytes(_field_md5(f"{name}{representation}".encode()).digest(), "big")
+    if len(known) < _KNOWN_PER_FIELD and len(representation) <= _KNOWN_LENGTH:
+        known[key] = part
+    return part
+
+
 @functools.cache
-def _hashed_fields(cls: Any) -> tuple[tuple[str, Any], ...]:
-    """Each hashed field's name, with an md5 that has already taken the name in."""
-    return tuple(
-        (f.name, hashlib.md5(f.name.encode()))
-        for f in dataclasses.fields(cls)
-        if f.name not in _NEVER_HASHED
-    )
+def _hashed_fields(cls: Any) -> tuple[tuple[str, dict[Any, int]], ...]:
+    """Each hashed field's name, with the digests of the values seen so far (a sweep's
+    fields repeat a few values): keyed by the value itself for ``str`` and ``int``, whose
+    representation it decides, else by a 1-tuple of the representation."""
+    return tuple((f.name, {}) for f in dataclasses.fields(cls) if f.name not in _NEVER_HASHED)
 
 
 def combined_hash(own_hash: str | None, input_hashes: list[str | None]) -> str:

@@ -36,8 +36,8 @@ class Step:
     record: Record
     calls: list[Call]
     is_aggregate: bool
-    needs: set[int] = dataclasses.field(default_factory=set)
-    needed_by: list[int] = dataclasses.field(default_factory=list)
+    needs: int = 0  # how many steps must finish before this one starts
+    needed_by: list[int] = dataclasses.field(default_factory=list)  # steps waiting on this one
 
 
 class Planner:
@@ -45,9 +45,8 @@ class Planner:
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
-        self._last_step: dict[int, Step] = {}  # record id -> its latest step
-        self._open_chain: dict[int, Step] = {}  # record id -> chain still taking stages
-        self._observers: dict[int, list[Step]] = {}  # record id -> aggregates that read it
+        self._last_step: dict[Record, Step] = {}  # each record's latest step
+        self._observers: dict[Record, list[Step]] = {}  # aggregates that read each record
         self._plain_calls: dict[int, Call] = {}  # spec id -> its call without arguments
 
     def add_call(
@@ -64,10 +63,11 @@ class Planner:
                 records = [other for other in record.manager.records if other is not record]
             self._add_aggregate(Call(spec, args, kwargs, tuple(records)), record)
             return
-        chain = self._open_chain.get(id(record))
-        if chain is None:
+        chain = self._last_step.get(record)
+        if chain is None or chain.is_aggregate or record in self._observers:
+            # A chain takes stages until an aggregate reads its record: later stages must
+            # wait for that aggregate, so they start a new chain.
             chain = self._new_step(record, is_aggregate=False)
-            self._open_chain[id(record)] = chain
         if args or kwargs:
             chain.calls.append(Call(spec, args, kwargs))
         else:  # shared, so a batch of records pickles each call once
@@ -81,28 +81,26 @@ class Planner:
         step = self._new_step(record, is_aggregate=True)
         step.calls.append(call)
         for member in call.group:
-            self._open_chain.pop(id(member), None)
-            if id(member) in self._last_step and member is not record:
-                self._link(self._last_step[id(member)], step)
-            self._observers.setdefault(id(member), []).append(step)
+            if member in self._last_step and member is not record:
+                self._link(self._last_step[member], step)
+            self._observers.setdefault(member, []).append(step)
 
     def _new_step(self, record: Record, *, is_aggregate: bool) -> Step:
-        key = id(record)
-        step = Step(len(self.steps), record, [], is_aggregate)
+        step = Step(len(self.steps), record, [], is_aggregate, 0, [])
         self.steps.append(step)
-        previous = self._last_step.get(key)
+        previous = self._last_step.get(record)
         if previous is not None:
             self._link(previous, step)
-        if key in self._observers:
-            for observer in self._observers.pop(key):
+        if record in self._observers:
+            for observer in self._observers.pop(record):
                 if observer is not step:
                     self._link(observer, step)
-        self._open_chain.pop(key, None)
-        self._last_step[key] = step
+        self._last_step[record] = step
         return step
 
     @staticmethod
     def _link(before: Step, after: Step) -> None:
-        if before.id not in after.needs:
-            after.needs.add(before.id)
+        # Links only ever go to the newest step, so a repeated link would be the last one.
+        if not before.needed_by or before.needed_by[-1] != after.id:
             before.needed_by.append(after.id)
+            after.needs += 1

@@ -37,17 +37,18 @@ class Record:
             )
         self.manager = manager
         self.params = params
-        self.state: dict[str, Any] = State()
         self._output: Any = None
         self.stages: list[str] = []
         self.error: BaseException | None = None
         self.index = -1
         self.combo_hash: str | None = None
-        self._planner: Any = None
+        self._planner: Any = None  # set by a manager that is planning an experiment
         if params is not None:
             params.hash = parameter_set_hash(params)
         if not hide:
             manager._register(self)
+        # While its experiment is planned, no stage has run: the state can only be written.
+        self.state: dict[str, Any] = State() if self._planner is None else WriteOnlyState()
 
     @property
     def name(self) -> str:
@@ -198,11 +199,7 @@ class WriteOnlyState(dict[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return self._refuse()  # type: ignore[no-any-return]
 
-    @staticmethod
-    def lock(state: dict[Any, Any]) -> None:
-        """Make a :class:`State` write-only, in place (planning makes many: no copies)."""
-        object.__setattr__(state, "__class__", WriteOnlyState)
-
     def unlock(self) -> None:
-        """Make this state an ordinary readable :class:`State` again, in place."""
+        """Make this state an ordinary readable :class:`State`, in place (planning makes
+        one per record: no copies)."""
         object.__setattr__(self, "__class__", State)

@@ -77,7 +77,7 @@ class Scheduler:
         self.setup = setup
         self.first_error: StageFailedError | None = None
         self._outcomes: dict[int, _Outcome] = {}
-        self._waiting = {step.id: len(step.needs) for step in steps}
+        self._waiting = {step.id: step.needs for step in steps}
         self._doomed: set[int] = set()
         self._steps_left = collections.Counter(id(step.record) for step in steps)
         self._ready_chains: collections.deque[Step] = collections.deque()
