@@ -1,5 +1,6 @@
 """Planning mode, and bad input that must be refused before any stage runs."""
 
+import gc
 import os
 import re
 import sys
@@ -87,6 +88,28 @@ def test_extra_stage_arguments_reach_the_stage_in_the_worker(manager, backend, r
         assert pids == {os.getpid()}
     else:
         assert os.getpid() not in pids
+
+
+@pytest.mark.parametrize("backend", ["inprocess"], indirect=True)
+def test_planning_leaves_garbage_collection_as_it_found_it(manager, backend):
+    # Planning pauses collection and moves its objects to the oldest generation; a user's
+    # own frozen objects (as a pre-forking server keeps them) must stay frozen.
+    stages = [w.make_base, w.expand]
+    manager.map(w.numbered_params(3), stages, progress=False, **backend)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    kept = ["a tracked object"]
+    gc.freeze()
+    try:
+        manager.map(w.numbered_params(3), stages, progress=False, **backend)
+        assert gc.isenabled() and not any(o is kept for o in gc.get_objects())  # still frozen
+    finally:
+        gc.unfreeze()
+    gc.disable()
+    try:
+        manager.map(w.numbered_params(3), stages, progress=False, **backend)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # -- bad input: a clear error, and no stage has run ------------------------------------------
