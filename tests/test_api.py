@@ -1,6 +1,8 @@
 """The public API: __all__ is complete and sorted, errors share one root."""
 
 import inspect
+import subprocess
+import sys
 
 import parafactory
 
@@ -32,3 +34,13 @@ def test_exceptions_derive_from_parafactory_error():
     ]
     assert len(exceptions) >= 5
     assert all(issubclass(cls, parafactory.ParafactoryError) for cls in exceptions)
+
+
+def test_importing_parafactory_leaves_heavy_modules_for_later():
+    # Every worker process imports parafactory as it starts; numpy (through joblib) and
+    # tqdm load only when a run uses them.
+    code = "import sys, parafactory; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert all(f"'{heavy}'" not in loaded for heavy in ("numpy", "joblib", "tqdm")), loaded

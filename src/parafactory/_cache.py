@@ -34,8 +34,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 logger = logging.getLogger("parafactory.cache")
 
 REGISTRY_FILE = "params_registry.json"
@@ -91,9 +89,13 @@ class JoblibCacher(Cacher):
     extension = "joblib"
 
     def save(self, obj: Any, path: Path) -> None:
+        import joblib  # on first use: joblib imports numpy, a quarter second at start-up
+
         joblib.dump(obj, path)
 
     def load(self, path: Path) -> Any:
+        import joblib
+
         return joblib.load(path, mmap_mode="r")
 
 

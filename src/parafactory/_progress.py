@@ -11,8 +11,6 @@ import sys
 import time
 from typing import Any, TextIO
 
-from tqdm.auto import tqdm
-
 PLAIN_LINE_SECONDS = 5.0
 
 
@@ -30,6 +28,8 @@ class Progress:
         if enabled is False or total == 0:
             return
         if _interactive(sys.stderr):
+            from tqdm.auto import tqdm  # here, not at import: workers never draw a bar
+
             self._bar = tqdm(total=total, desc=description, unit="record", dynamic_ncols=True)
         else:
             self._plain = sys.stderr

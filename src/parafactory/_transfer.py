@@ -15,8 +15,6 @@ import os
 import uuid
 from typing import Any
 
-import joblib
-
 SPILL_BYTES = int(os.environ.get("PARAFACTORY_SPILL_BYTES", 1 << 20))
 
 
@@ -37,14 +35,22 @@ def spill_large(values: dict[str, Any], directory: str | None) -> dict[str, Any]
 def unspill(values: dict[str, Any]) -> dict[str, Any]:
     """In the parent: open spilled values memory-mapped."""
     return {
-        key: joblib.load(value.path, mmap_mode="c") if isinstance(value, Spilled) else value
+        key: _load_spilled(value.path) if isinstance(value, Spilled) else value
         for key, value in values.items()
     }
+
+
+def _load_spilled(path: str) -> Any:
+    import joblib  # only once arrays were spilled: joblib imports numpy, slow at start-up
+
+    return joblib.load(path, mmap_mode="c")
 
 
 def _spill(value: Any, directory: str) -> Any:
     if _array_bytes(value) < SPILL_BYTES:
         return value
+    import joblib
+
     path = os.path.join(directory, f"{uuid.uuid4().hex}.joblib")
     joblib.dump(value, path)
     return Spilled(path)
