@@ -129,7 +129,8 @@ class Scheduler:
         limit = 2 * self.backend.workers
         while self._ready_chains and len(self._in_flight) < limit:
             batch: list[Step] = []
-            while self._ready_chains and len(batch) < self._batch_size():
+            size = self._batch_size()
+            while self._ready_chains and len(batch) < size:
                 step = self._ready_chains.popleft()
                 if not self._take_from_cache(step):
                     batch.append(step)
@@ -182,10 +183,15 @@ class Scheduler:
                 self._isolated = None
             error = future.exception()
             if error is None:
-                for result in future.result():
-                    self._apply(result)
+                self._apply_batch(future.result())
             else:
                 self._lost(tasks, error)
+
+    def _apply_batch(self, results: list[ChainResult]) -> None:
+        if results:  # one worker ran them: its last count covers every log line they made
+            _log_listener.catch_up(results[-1].logs_sent)
+        for result in results:
+            self._apply(result)
 
     def _apply(self, result: ChainResult) -> None:
         step = self.steps[result.step_id]
@@ -196,7 +202,6 @@ class Scheduler:
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
             record.output = result.output
-        _log_listener.catch_up(result.logs_sent)
         _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
         if result.failure is None:
@@ -252,8 +257,7 @@ class Scheduler:
         for future in pending:
             tasks = self._in_flight.pop(future)
             if future.done() and future.exception() is None:
-                for result in future.result():
-                    self._apply(result)
+                self._apply_batch(future.result())
             else:
                 future.cancel()
                 lost += tasks
@@ -319,8 +323,7 @@ class Scheduler:
     def _abort(self, stop: KeyboardInterrupt | Terminated) -> None:
         for future in list(self._in_flight):
             if future.done() and not future.cancelled() and future.exception() is None:
-                for result in future.result():
-                    self._apply(result)
+                self._apply_batch(future.result())
             future.cancel()
         self.backend.abort()
         how = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
