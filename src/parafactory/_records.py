@@ -6,9 +6,8 @@ worker process; its link to the manager stays in the parent.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._cache import Artifact
 from ._errors import PlanningStateError
@@ -113,12 +112,12 @@ def _rebuilt_record(
     return record
 
 
-@dataclasses.dataclass(frozen=True)
-class OutputOf:
+class OutputOf(NamedTuple):
     """``record.output`` when the last stage's return value is its outputs in ``state``.
 
     Keeping a reference instead of the value means a large output travels from a
-    worker once (in the state), and a lazy one stays on disk until read.
+    worker once (in the state), and a lazy one stays on disk until read. (A named
+    tuple: one is made per stage call, and it travels back with every result.)
     """
 
     keys: tuple[str, ...]

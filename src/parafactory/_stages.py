@@ -144,7 +144,7 @@ def execute(
     With a ``cache``, a stage whose outputs are all cached is not run: its outputs enter
     the state unloaded, and load when something reads them.
     """
-    group = list(records) if records is not None else []
+    group = list(records) if spec.is_aggregate and records is not None else []
     if spec.is_aggregate:
         own = record.params.hash if record.params is not None else None
         record.combo_hash = combined_hash(own, [member.hash for member in group])
@@ -244,8 +244,10 @@ def _collect_input(spec: StageSpec, records: list[Record], name: str) -> dict[Re
 
 
 def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, Any]:
-    if len(spec.outputs) <= 1:
-        return dict(zip(spec.outputs, [result], strict=False))
+    if len(spec.outputs) == 1:
+        return {spec.outputs[0]: result}
+    if not spec.outputs:
+        return {}
     if not isinstance(result, (tuple, list)) or len(result) != len(spec.outputs):
         count = len(result) if isinstance(result, (tuple, list)) else "a single value"
         raise StageOutputError(
