@@ -94,15 +94,24 @@ def run_workloads(workloads: Sequence[Workload], workers: int, loops: int, reps:
 def run_scale(
     config: Config, workloads: Sequence[Workload], workers: int, reference: dict[str, str]
 ) -> tuple[dict[str, Any], list[str]]:
-    """Planning, the cached rerun and peak memory; with any checksum or count errors."""
+    """Planning, run growth, the cached rerun and peak memory; with any checksum or count
+    errors."""
     _say("scale: planning")
     figures: dict[str, Any] = {
         "planning": [scale.planning(size, config.reps) for size in config.planning_sizes]
     }
+    _say("scale: run cost against the number of records")
+    growth = figures["growth"] = scale.run_growth(config.growth_sizes, workers, config.reps)
+    errors = [
+        f"growth run of {g['records']} records: checksums {g['checksums']} differ from "
+        f"serial's {g['serial_checksum']}"
+        for g in growth
+        if g["checksums"] != [g["serial_checksum"]]
+    ]
     _say("scale: fully cached rerun of W1")
     w1 = next(workload for workload in workloads if workload.name == "W1")
     cached = figures["cached_rerun"] = scale.cached_rerun(w1, workers, config.reps)
-    errors = _cached_errors(cached, reference["W1"])
+    errors += _cached_errors(cached, reference["W1"])
     stop_loky()
     figures["rss"] = {}
     for mode in config.rss_modes:

@@ -182,13 +182,18 @@ def target_table(found: Sequence[Target]) -> str:
 
 
 def scale_table(scale: Mapping[str, Any]) -> str:
-    """Planning, the cached rerun and peak memory, one figure a line."""
+    """Planning, run growth, the cached rerun and peak memory, one figure a line."""
     lines = ["| figure | value |", "|---|---|"]
     for figure in scale.get("planning", []):
         lines.append(
             f"| planning {figure['records']:,} records × 2 stages | "
             f"{figure['median_seconds']:.3f} s "
             f"({figure['us_per_stage_call']:.1f} µs per stage call) |"
+        )
+    for figure in scale.get("growth", []):
+        lines.append(
+            f"| warm run of {figure['records']:,} tiny records | "
+            f"{figure['median_seconds']:.3f} s ({figure['us_per_record']:.1f} µs per record) |"
         )
     cached = scale.get("cached_rerun")
     if cached:

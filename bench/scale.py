@@ -1,4 +1,5 @@
-"""Scale figures: planning time, a fully cached rerun, and the parent's peak memory for W3."""
+"""Scale figures: planning time, how a run's cost grows with its records, a fully cached
+rerun, and the parent's peak memory for W3."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from parafactory import ArtifactManager
 
+from .runners import ParafactoryRunner
 from .stages import (
     CachedParams,
     experiment_cached,
@@ -21,7 +24,8 @@ from .stages import (
     outcome_of_records,
     params_of,
 )
-from .workloads import Task, Workload, checksum, count_marks
+from .suite import measure
+from .workloads import Task, Workload, chain, checksum, count_marks, finish
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _PROBE_SECONDS = 300
@@ -51,6 +55,32 @@ def _plan_once(size: int) -> float:
     if len(steps) != size:
         raise RuntimeError(f"planning {size} records made {len(steps)} steps, not {size}")
     return seconds
+
+
+def run_growth(sizes: Sequence[int], workers: int, reps: int) -> list[dict[str, Any]]:
+    """Warm runs of W1's tiny records at each size: the cost per record should not grow."""
+    runner = ParafactoryRunner(workers, loops=0)
+    measure(runner, _tiny_workload(sizes[0]), "warm", -1)  # start the pool outside the timing
+    return [_growth_at(_tiny_workload(size), runner, reps) for size in sizes]
+
+
+def _tiny_workload(size: int) -> Workload:
+    return Workload(
+        "W1", f"{size:,} records × 2 tiny stages", tuple(Task("tiny", i) for i in range(size))
+    )
+
+
+def _growth_at(workload: Workload, runner: ParafactoryRunner, reps: int) -> dict[str, Any]:
+    runs = [measure(runner, workload, "warm", rep) for rep in range(reps)]
+    median = statistics.median(run.seconds for run in runs)
+    return {
+        "records": len(workload.tasks),
+        "seconds": [run.seconds for run in runs],
+        "median_seconds": median,
+        "us_per_record": median / len(workload.tasks) * 1e6,
+        "checksums": sorted({run.checksum for run in runs}),
+        "serial_checksum": checksum(finish(workload, [chain(task) for task in workload.tasks])),
+    }
 
 
 def cached_rerun(workload: Workload, workers: int, reps: int) -> dict[str, Any]:

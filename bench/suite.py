@@ -31,17 +31,27 @@ class Config:
     cpu_records: int
     array_records: int
     planning_sizes: tuple[int, ...]
+    growth_sizes: tuple[int, ...]
     rss_modes: tuple[str, ...]
 
     @classmethod
     def full(cls, reps: int | None = None) -> Config:
         """The issue's sizes, each figure the median of three repetitions."""
-        return cls(False, reps or 3, 2000, 40, 16, (10_000, 100_000), ("serial", "eager", "lazy"))
+        return cls(
+            False,
+            reps or 3,
+            2000,
+            40,
+            16,
+            (10_000, 100_000),
+            (2_000, 20_000),
+            ("serial", "eager", "lazy"),
+        )
 
     @classmethod
     def quick_run(cls, reps: int | None = None) -> Config:
         """Fewer records and one repetition, through the same code paths (no serial probe)."""
-        return cls(True, reps or 1, 500, 8, 2, (1_000, 10_000), ("eager", "lazy"))
+        return cls(True, reps or 1, 500, 8, 2, (1_000, 10_000), (500, 5_000), ("eager", "lazy"))
 
 
 @dataclasses.dataclass(frozen=True)
