@@ -5,6 +5,7 @@ import os
 import re
 import sys
 import threading
+import weakref
 
 import pytest
 
@@ -110,6 +111,19 @@ def test_planning_leaves_garbage_collection_as_it_found_it(manager, backend):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("backend", ["inprocess"], indirect=True)
+def test_garbage_dropped_just_before_a_run_is_still_collected_young(manager, backend):
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.itself = cycle  # only the cycle collector can free it
+    freed = weakref.ref(cycle)
+    del cycle
+    manager.map(w.numbered_params(3), [w.make_base], progress=False, **backend)
+    assert freed() is None  # not moved to the oldest generation, to wait for a full collection
 
 
 # -- bad input: a clear error, and no stage has run ------------------------------------------

@@ -254,6 +254,8 @@ def _garbage_collection_paused() -> Iterator[None]:
     """Planning allocates objects that live through the run: scanning them as young
     objects would be wasted, so collection pauses and they join the oldest generation."""
     collecting = gc.isenabled()
+    if collecting:
+        gc.collect(1)  # the user's young garbage goes now, rather than join the oldest
     gc.disable()
     try:
         yield
