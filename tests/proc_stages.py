@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -161,3 +162,10 @@ def chatty(record):
     if params.marker_dir:
         (Path(params.marker_dir) / f"{params.name}.ended").write_text(str(time.time()))
     return params.name
+
+
+@stage(outputs=["program_pid", "worker_pid"])
+def start_program(record):
+    """Start ``sleep 30`` and leave it running; return its pid and this worker's."""
+    program = subprocess.Popen(["sleep", "30"])  # returns once sleep has replaced the fork
+    return program.pid, os.getpid()

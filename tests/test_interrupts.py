@@ -8,6 +8,7 @@ leaves no worker behind and keeps the finished records' states.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SCRIPTS, start_script
+from proc_stages import Job, start_program
 
 SCRIPT = SCRIPTS / "proc_interrupt.py"
 FAST = ["fast0", "fast1"]
@@ -100,11 +102,16 @@ def sweep(tmp_path):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    ("signum", "how"),
-    [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")],
-    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+    ("signum", "how", "to_group"),
+    [
+        (signal.SIGINT, "Ctrl-C", False),
+        (signal.SIGINT, "Ctrl-C", True),  # as a terminal sends it: to every process of its group
+        (signal.SIGTERM, "SIGTERM", False),
+        (signal.SIGHUP, "SIGHUP", False),
+    ],
+    ids=["SIGINT", "SIGINT-to-group", "SIGTERM", "SIGHUP"],
 )
-def test_signal_stops_run_kills_workers_and_keeps_finished_records(sweep, signum, how):
+def test_signal_stops_run_kills_workers_and_keeps_finished_records(sweep, signum, how, to_group):
     sweep.wait_for_fast_records()
     workers = sweep.worker_pids()
     parent = sweep.process.pid
@@ -112,7 +119,10 @@ def test_signal_stops_run_kills_workers_and_keeps_finished_records(sweep, signum
     assert all(alive(pid) for pid in workers)
 
     sent = time.monotonic()
-    sweep.process.send_signal(signum)
+    if to_group:
+        os.killpg(parent, signum)  # the script leads its own session's process group
+    else:
+        sweep.process.send_signal(signum)
     try:
         _, stderr = sweep.process.communicate(timeout=10)
     except subprocess.TimeoutExpired:
@@ -139,6 +149,7 @@ def test_signal_stops_run_kills_workers_and_keeps_finished_records(sweep, signum
     assert line in sweep.log_text()
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in stderr or sweep.process.returncode == -signal.SIGINT
+        assert "LokyProcess" not in stderr  # workers leave Ctrl-C to the parent: no tracebacks
     else:
         assert sweep.process.returncode == 128 + signum
         assert "Traceback" not in stderr
@@ -153,3 +164,41 @@ def test_workers_exit_when_the_parent_is_killed(sweep):
     os.kill(sweep.process.pid, signal.SIGKILL)
     sweep.process.wait(10)
     wait_until(lambda: not any(alive(pid) for pid in workers), 5.0, "orphaned workers to exit")
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_the_pool_is_idle_leaves_the_warm_workers_alone(tmp_path):
+    # A notebook user interrupting some other cell sends SIGINT to the kernel's process
+    # group, warm workers included: they must neither die nor print tracebacks.
+    process = start_script(
+        SCRIPTS / "proc_idle_interrupt.py", tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_until(lambda: (tmp_path / "ready").exists() or process.poll() is not None, 30, "ready")
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["interrupted"] is True
+    assert len(result["first"]) == 2
+    assert result["second"] == result["first"]  # the same warm workers ran the second map
+    assert "Traceback" not in stderr
+
+
+def ignored_signals(pid):
+    """The signals process ``pid`` ignores, from the SigIgn mask in /proc."""
+    mask = int(re.search(r"^SigIgn:\s+(\w+)", Path(f"/proc/{pid}/status").read_text(), re.M)[1], 16)
+    return {signum for signum in signal.Signals if mask >> (signum - 1) & 1}
+
+
+def test_programs_a_stage_starts_still_stop_on_ctrl_c(manager):
+    (record,) = manager.map([Job(name="starter")], [start_program], n_jobs=2, progress=False)
+    program = record.state["program_pid"]
+    try:
+        assert record.state["worker_pid"] != os.getpid()  # it ran in a loky worker
+        assert signal.SIGINT not in ignored_signals(program)
+    finally:
+        os.kill(program, signal.SIGKILL)

@@ -1,4 +1,5 @@
-"""Turning SIGTERM and SIGHUP into an exception, so a run can stop cleanly on them."""
+"""Signals that stop a run: SIGTERM and SIGHUP become an exception in the parent, and
+Ctrl-C is left to the parent alone."""
 
 from __future__ import annotations
 
@@ -35,3 +36,18 @@ def stop_signals_raise() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def leave_ctrl_c_to_the_parent() -> None:
+    """Worker initializer: a terminal's Ctrl-C, or a notebook's interrupt, reaches every
+    process of the group, but only the parent acts on it (it stops the run and its
+    workers itself), so a worker neither dies idle nor prints a traceback.
+
+    A handler that does nothing, rather than ``SIG_IGN``: programs a stage starts get
+    the default back when they exec, so Ctrl-C still stops them.
+    """
+    signal.signal(signal.SIGINT, _ignore)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C in a worker: the parent decides."""
