@@ -144,7 +144,7 @@ def execute(
     With a ``cache``, a stage whose outputs are all cached is not run: its outputs enter
     the state unloaded, and load when something reads them.
     """
-    group = list(records) if spec.is_aggregate and records is not None else []
+    group = list(records) if records is not None else []
     if spec.is_aggregate:
         own = record.params.hash if record.params is not None else None
         record.combo_hash = combined_hash(own, [member.hash for member in group])
