@@ -184,7 +184,7 @@ def test_ctrl_c_while_the_pool_is_idle_leaves_the_warm_workers_alone(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["interrupted"] is True
     assert len(result["first"]) == 2
-    assert result["second"] == result["first"]  # the same warm workers ran the second map
+    assert set(result["second"]) <= set(result["first"])  # the same warm workers ran it
     assert "Traceback" not in stderr
 
 

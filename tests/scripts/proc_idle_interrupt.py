@@ -24,10 +24,10 @@ from proc_stages import Job, hold  # noqa: E402
 def worker_pids(manager: ArtifactManager, out: Path, label: str) -> list[int]:
     markers = out / label
     markers.mkdir()
-    # Long enough that both workers take records.
+    # Long enough that both workers take records, even if one starts late.
     jobs = [
-        Job(name=f"{label}{i}", action="sleep", seconds=0.2, marker_dir=str(markers))
-        for i in range(4)
+        Job(name=f"{label}{i}", action="sleep", seconds=0.25, marker_dir=str(markers))
+        for i in range(6)
     ]
     records = manager.map(jobs, [hold], n_jobs=2, backend="loky", progress=False)
     return sorted({record.state["pid"] for record in records})
