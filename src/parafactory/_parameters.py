@@ -14,6 +14,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from ._errors import ParameterClassError
+
 try:  # CPython's own md5: for a field's few bytes, several times faster than OpenSSL's
     from _md5 import md5 as _field_md5  # type: ignore[import-not-found]
 except ImportError:  # a Python built without it
@@ -49,6 +51,11 @@ class ExperimentParameters:
         default_factory=dict, repr=False
     )
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls not in _DATACLASSES:
+            _check_is_dataclass(cls)
+        return super().__new__(cls)
+
     def set_hash_functions(self, **functions: HashFunction | None) -> None:
         """Customise how fields are hashed: a function ``fn(self, value)``, or ``None`` to skip.
 
@@ -61,6 +68,21 @@ class ExperimentParameters:
                 f"{type(self).__name__}; pass existing field names only"
             )
         self.hash_representations.update(functions)
+
+
+_DATACLASSES: set[type] = set()  # parameter classes already checked to be dataclasses
+
+
+def _check_is_dataclass(cls: type) -> None:
+    """Refuse a parameter class that is not a dataclass itself: a subclass of one without
+    ``@dataclass`` would be hashed by its parent's fields, and share its parent's cache."""
+    if "__dataclass_fields__" not in cls.__dict__:
+        raise ParameterClassError(
+            f"parameter class {cls.__qualname__} is not a dataclass: put @dataclass on it "
+            f"(every subclass of ExperimentParameters needs its own, or its fields are not "
+            f"parameters and do not count in its hash)"
+        )
+    _DATACLASSES.add(cls)
 
 
 def parameter_set_hash(params: ExperimentParameters) -> str:
@@ -115,6 +137,8 @@ def _hashed_fields(cls: Any) -> tuple[tuple[str, dict[Any, int]], ...]:
     """Each hashed field's name, with the digests of the values seen so far (a sweep's
     fields repeat a few values): keyed by the value itself for ``str`` and ``int``, whose
     representation it decides, else by a 1-tuple of the representation."""
+    if isinstance(cls, type) and issubclass(cls, ExperimentParameters):
+        _check_is_dataclass(cls)
     return tuple((f.name, {}) for f in dataclasses.fields(cls) if f.name not in _NEVER_HASHED)
 
 
