@@ -34,7 +34,7 @@ from parafactory import (
     aggregate,
     stage,
 )
-from parafactory._cache import Cache
+from parafactory._cache import Cache, Entry
 
 
 @dataclasses.dataclass
@@ -280,6 +280,7 @@ class ChunkedCacher(Cacher):
 
 
 RACE_BYTES = 8 * 1024 * 1024
+RACE_ENTRY = Entry("write", "samehash", ("data",), (ChunkedCacher(),), frozenset(), "code")
 
 
 def race_writer(directory: str, fill: int, barrier: Any) -> None:
@@ -287,4 +288,4 @@ def race_writer(directory: str, fill: int, barrier: Any) -> None:
     cache = Cache(Path(directory), prefix="race")
     payload = bytes([fill]) * RACE_BYTES
     barrier.wait(timeout=30)
-    cache.store("write", {"data": payload}, (ChunkedCacher(),), "samehash", "code", frozenset())
+    cache.store(RACE_ENTRY, {"data": payload}, upstream="", provenance="after-write")

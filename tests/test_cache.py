@@ -25,6 +25,7 @@ import parafactory._cache
 from cache_stages import (
     PAYLOAD,
     RACE_BYTES,
+    RACE_ENTRY,
     ChunkedCacher,
     Sweep,
     blob,
@@ -52,7 +53,7 @@ from parafactory import (
     aggregate,
     stage,
 )
-from parafactory._cache import Artifact, Cache
+from parafactory._cache import Artifact, Cache, Hit
 from parafactory._parameters import parameter_set_hash
 from parafactory._scheduler import Scheduler
 
@@ -585,9 +586,9 @@ def test_two_processes_writing_one_artifact_leave_one_whole_file(tmp_path):
     assert data.count(data[:1]) == RACE_BYTES  # all from one writer
     assert temp_files(tmp_path) == []
     cache = Cache(tmp_path, prefix="race")
-    found = cache.lookup("write", ("data",), (ChunkedCacher(),), "samehash", "code", frozenset())
-    assert found is not None
-    assert found["data"].load() == data
+    found = cache.lookup(RACE_ENTRY, upstream="")
+    assert isinstance(found, Hit)
+    assert found.artifacts["data"].load() == data
 
 
 # -- 6. code changes ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import pytest
 
 from cache_stages import cache_dir_of, executions, manager_for, slow_square, sweep
 from helpers import SCRIPTS, start_script
-from parafactory._cache import Cache
+from parafactory._cache import Cache, Entry, Hit
 from parafactory._parameters import parameter_set_hash
 
 pytestmark = pytest.mark.timeout(90)
@@ -93,15 +93,15 @@ def cached_records(directory: Path) -> set[str]:
     spec = slow_square.spec
     found = set()
     for params in sweep(directory / "markers", RECORDS, seconds=SECONDS):
-        entry = cache.lookup(
+        entry = Entry(
             spec.name,
+            parameter_set_hash(params),
             spec.outputs,
             spec.cachers,
-            parameter_set_hash(params),
-            spec.fingerprint,
             spec.lazy,
+            spec.fingerprint,
         )
-        if entry is not None:
+        if isinstance(cache.lookup(entry, upstream=""), Hit):  # its first stage: no upstream
             found.add(params.name)
     return found
 

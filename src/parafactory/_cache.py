@@ -15,7 +15,14 @@ A cacher is any object with ``extension``, ``save(obj, path)`` and
 ...     def save(self, obj, path): numpy.save(path, obj)
 ...     def load(self, path): return numpy.load(path)
 
-This module is a leaf: it imports nothing else of parafactory.
+An entry is valid only for the code that made it and the state it was made
+from: its metadata keeps the stage's code fingerprint and the record's
+*provenance* before and after the stage, a Merkle chain over the code of every
+stage upstream (see :func:`provenance_after`). The file names stay
+curifactory's. Each output's size, time and checksum are kept too, so a file
+damaged after it was written counts as missing, never as a result.
+
+This module is a leaf: it imports nothing else of parafactory but its errors.
 """
 
 from __future__ import annotations
@@ -30,13 +37,19 @@ import os
 import pickle
 import types
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+from ._errors import CacheEntryDamagedError
 
 logger = logging.getLogger("parafactory.cache")
 
 REGISTRY_FILE = "params_registry.json"
+# The cache directory's one lock file, for the registry and for committing entries (its
+# name is older than its second use; keeping it leaves one bookkeeping file, not two).
+LOCK_FILE = ".registry.lock"
 
 
 class Cacher:
@@ -110,17 +123,63 @@ class Lazy:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stamp:
+    """What was written to a cache file: its size, modification time and CRC-32.
+
+    As git's index does, a file whose size and time are unchanged is trusted without
+    reading it; one whose time changed (copied, rewritten) is read and its checksum compared.
+    """
+
+    size: int
+    mtime_ns: int
+    crc32: int
+
+    def problem_with(self, path: Path) -> str | None:
+        """Why ``path`` no longer holds what was written, or ``None`` when it does."""
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            return "the file is missing"
+        if status.st_size != self.size:
+            return f"it has {status.st_size:,} bytes where {self.size:,} were written"
+        if status.st_mtime_ns != self.mtime_ns and _crc32(path) != self.crc32:
+            return "its content changed after it was written (checksum mismatch)"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
 class Artifact:
     """A stage output that is on disk and not loaded yet; ``record.state`` loads it when read."""
 
     path: Path
     cacher: Cacher
     lazy: bool  # declared Lazy: stays unloaded when the state is printed or compared
+    stage: str = ""
+    stamp: Stamp | None = None  # None: written by another tool, not checked
+    meta: Path | None = None  # the entry this output belongs to, forgotten if it is damaged
 
     def load(self) -> Any:
-        """Read the value from disk."""
+        """Read the value from disk; a damaged file raises :class:`CacheEntryDamagedError`
+        and its entry is forgotten, so the stage computes it again on its next run."""
         logger.debug("loading %s", self.path)
-        return self.cacher.load(self.path)
+        problem = self.stamp.problem_with(self.path) if self.stamp is not None else None
+        if problem is None:
+            try:
+                return self.cacher.load(self.path)
+            except Exception as error:  # noqa: BLE001 - any failure to load means damage
+                problem = f"it fails to load ({type(error).__name__}: {error})"
+                raise self._damaged(problem) from error
+        raise self._damaged(problem)
+
+    def _damaged(self, problem: str) -> CacheEntryDamagedError:
+        if self.meta is not None:
+            with contextlib.suppress(OSError):
+                self.meta.unlink()
+        return CacheEntryDamagedError(
+            f"cache file {self.path} (an output of stage {self.stage!r}) is damaged: "
+            f"{problem}. Its entry is forgotten: run stage {self.stage!r} on this record "
+            "again (rerun the sweep) to compute it afresh"
+        )
 
     def __repr__(self) -> str:
         return f"<Lazy {self.path.name}>"
@@ -145,61 +204,127 @@ def _hash_code(digest: Any, code: types.CodeType | None) -> None:
             digest.update(repr(constant).encode())
 
 
+def provenance_after(upstream: str, stage: str, code: str | None, arguments: str = "") -> str:
+    """The provenance of a record's state after ``stage`` ran on it: a Merkle chain link
+    over the provenance before it (``upstream``), the stage's name and code fingerprint, and
+    the arguments it was called with. Equal links mean the same code made the same state."""
+    return hashlib.md5(f"{upstream}\0{stage}\0{code}\0{arguments}".encode()).hexdigest()
+
+
+class Entry(NamedTuple):
+    """Which cache entry: one stage's outputs for one record hash, and how to read them."""
+
+    stage: str
+    record_hash: str
+    outputs: tuple[str, ...]
+    cachers: tuple[Cacher, ...]
+    lazy: frozenset[str]
+    code: str | None  # the stage's code fingerprint; None: its code is not checked
+    arguments: str = ""  # a digest of the extra arguments the stage was called with
+
+
+class Hit(NamedTuple):
+    """A valid entry: its outputs, unloaded, and the record's provenance after the stage."""
+
+    artifacts: dict[str, Artifact]
+    provenance: str
+
+
+class Miss(NamedTuple):
+    """No valid entry, and why (``damaged``: a file changed after it was written)."""
+
+    reason: str
+    damaged: bool = False
+
+
 @dataclasses.dataclass(frozen=True)
 class Cache:
-    """A cache directory and the rules for using it; travels to workers with the task."""
+    """A cache directory and the rules for using it; travels to workers with the task.
+
+    ``overwrite`` recomputes every stage; ``overwrite_stages`` names stages to recompute.
+    """
 
     directory: Path
     prefix: str
     overwrite: bool = False
+    overwrite_stages: frozenset[str] = frozenset()
 
-    def lookup(
-        self,
-        stage: str,
-        outputs: tuple[str, ...],
-        cachers: tuple[Cacher, ...],
-        record_hash: str,
-        fingerprint: str | None,
-        lazy: frozenset[str],
-    ) -> dict[str, Artifact] | None:
-        """The stage's cached outputs, unloaded, or ``None`` when any is missing or stale."""
-        meta = self._meta_path(record_hash, stage)
+    def lookup(self, entry: Entry, upstream: str) -> Hit | Miss:
+        """The entry's outputs, unloaded, if they were made by the same code from the same
+        upstream state (``upstream`` provenance) and their files are whole; else why not."""
+        meta_path = self._meta_path(entry)
         try:
-            stored = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if fingerprint is not None and stored.get("code") != fingerprint:
-            logger.info("cache of stage %r for %s is stale: its code changed", stage, record_hash)
-            return None
+            stored = json.loads(meta_path.read_text(encoding="utf-8"))
+            files = stored["outputs"]
+        except FileNotFoundError:
+            return Miss("new")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return Miss(f"its metadata file {meta_path} is unreadable ({error})", damaged=True)
+        if entry.code is not None and stored.get("code") != entry.code:
+            return Miss("its code changed")
+        if stored.get("upstream") != upstream:
+            return Miss("an upstream stage changed")
+        if stored.get("arguments", "") != entry.arguments:
+            return Miss("it was called with other arguments")
         found = {}
-        for output, cacher in zip(outputs, cachers, strict=True):
-            path = cacher.path(self.directory, self.prefix, record_hash, stage, output)
-            if not path.exists():
-                return None
-            found[output] = Artifact(path, cacher, output in lazy)
-        return found
+        for output, cacher in zip(entry.outputs, entry.cachers, strict=True):
+            path = self._path(entry, output, cacher)
+            try:
+                stamp = Stamp(*files[output])
+            except (KeyError, TypeError):
+                return Miss(f"its metadata file {meta_path} does not list output {output!r}")
+            problem = stamp.problem_with(path)
+            if problem is not None:
+                return Miss(f"its file {path} is damaged: {problem}", damaged=True)
+            found[output] = Artifact(
+                path, cacher, output in entry.lazy, entry.stage, stamp, meta_path
+            )
+        return Hit(found, str(stored.get("provenance")))
 
     def store(
-        self,
-        stage: str,
-        values: dict[str, Any],
-        cachers: tuple[Cacher, ...],
-        record_hash: str,
-        fingerprint: str | None,
-        lazy: frozenset[str],
+        self, entry: Entry, values: dict[str, Any], upstream: str, provenance: str
     ) -> dict[str, Any]:
-        """Save each output, then the entry's meta file; returns values for the state."""
+        """Save each output, then the entry's metadata; returns the values for the state
+        (``Lazy`` outputs as artifacts).
+
+        Files are written under temporary names, then renamed into place together under
+        the cache's lock, so two processes storing one entry leave one writer's files and
+        the metadata that describes them.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        in_state = {}
-        for (output, value), cacher in zip(values.items(), cachers, strict=True):
-            path = cacher.path(self.directory, self.prefix, record_hash, stage, output)
-            with _atomic(path) as temporary:
+        meta_path = self._meta_path(entry)
+        in_state, stamps = {}, {}
+        with contextlib.ExitStack() as staging:
+            renames = []
+            for (output, value), cacher in zip(values.items(), entry.cachers, strict=True):
+                path = self._path(entry, output, cacher)
+                temporary = staging.enter_context(_temporary_beside(path))
                 cacher.save(value, temporary)
-            in_state[output] = Artifact(path, cacher, True) if output in lazy else value
-        meta = {"stage": stage, "hash": record_hash, "code": fingerprint}
-        with _atomic(self._meta_path(record_hash, stage)) as temporary:
+                stamp = stamps[output] = _stamp_of(temporary)  # a rename keeps the time
+                renames.append((temporary, path))
+                if output in entry.lazy:
+                    value = Artifact(path, cacher, True, entry.stage, stamp, meta_path)
+                in_state[output] = value
+            meta = {
+                "stage": entry.stage,
+                "hash": entry.record_hash,
+                "code": entry.code,
+                "arguments": entry.arguments,
+                "upstream": upstream,
+                "provenance": provenance,
+                "outputs": {name: dataclasses.astuple(stamp) for name, stamp in stamps.items()},
+            }
+            temporary = staging.enter_context(_temporary_beside(meta_path))
             temporary.write_text(json.dumps(meta), encoding="utf-8")
+            renames.append((temporary, meta_path))
+            with self._locked():
+                for temporary, path in renames:
+                    os.replace(temporary, path)
         return in_state
+
+    def forces(self, stage: str) -> bool:
+        """Whether this cache recomputes ``stage`` whatever it holds."""
+        return self.overwrite or stage in self.overwrite_stages
 
     def register(self, representations: dict[str, dict[str, str]]) -> None:
         """Add ``hash -> parameters`` entries to ``params_registry.json`` in one write."""
@@ -207,8 +332,7 @@ class Cache:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / REGISTRY_FILE
-        with open(self.directory / ".registry.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs add to it, never lose entries
+        with self._locked():  # concurrent runs add to it, never lose entries
             try:
                 registry = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -217,19 +341,50 @@ class Cache:
             with _atomic(path) as temporary:
                 temporary.write_text(json.dumps(registry, indent=2, sort_keys=True), "utf-8")
 
-    def _meta_path(self, record_hash: str, stage: str) -> Path:
-        return self.directory / f"{self.prefix}_{record_hash}_{stage}.meta.json"
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the cache directory's lock (between processes) in the block."""
+        with open(self.directory / LOCK_FILE, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _path(self, entry: Entry, output: str, cacher: Cacher) -> Path:
+        return cacher.path(self.directory, self.prefix, entry.record_hash, entry.stage, output)
+
+    def _meta_path(self, entry: Entry) -> Path:
+        return self.directory / f"{self.prefix}_{entry.record_hash}_{entry.stage}.meta.json"
+
+
+def _stamp_of(path: Path) -> Stamp:
+    status = path.stat()
+    return Stamp(status.st_size, status.st_mtime_ns, _crc32(path))
+
+
+def _crc32(path: Path) -> int:
+    checksum = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            checksum = zlib.crc32(chunk, checksum)
+    return checksum
 
 
 @contextlib.contextmanager
 def _atomic(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    with _temporary_beside(path) as temporary:
+        yield temporary
+        os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """Yield a fresh temporary name beside ``path`` (same suffix, for cachers that add
+    their own); whatever is left under it when the block ends is removed."""
     temporary = path.with_name(
         f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
     )
     try:
         yield temporary
-        os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)

@@ -3,13 +3,18 @@
 ::
 
     ParafactoryError
+    ├── ParameterClassError       a parameter class is not a @dataclass of its own
     ├── StageDefinitionError      a @stage/@aggregate declaration is wrong
     ├── StageInputError           a stage's input is missing from record.state
     ├── StageOutputError          a stage returned the wrong number of values
     ├── PlanningStateError        record.state was read while planning
+    ├── PlanError                 mistakes found in a planned run, before any work starts
     ├── StageFailedError          a stage raised; the worker's traceback is __cause__
-    │   └── WorkerDiedError       the process running a stage died
-    ├── UnpicklableStateError     a state value cannot travel to a worker
+    │   ├── WorkerDiedError       the process running a stage died
+    │   └── UnpicklableOutputError  (also an UnpicklableStateError) an output cannot
+    │                             travel back from its worker
+    ├── UnpicklableStateError     a value cannot travel to or from a worker
+    ├── CacheEntryDamagedError    a cache file no longer holds what was written to it
     └── BackendUnavailableError   an optional backend's dependency is missing
 
 Ctrl-C during a run re-raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise
@@ -45,6 +50,10 @@ def _rebuild(
     return cls(message, record_name=record_name, stage_name=stage_name)
 
 
+class ParameterClassError(ParafactoryError, TypeError):
+    """A parameter class is not a dataclass of its own, so its fields would not count."""
+
+
 class StageDefinitionError(ParafactoryError, TypeError):
     """A ``@stage`` or ``@aggregate`` declaration does not match its function."""
 
@@ -64,6 +73,17 @@ class PlanningStateError(ParafactoryError, RuntimeError):
     """``record.state`` was read while ``manager.run`` was planning the experiment."""
 
 
+class PlanError(ParafactoryError, ValueError):
+    """Mistakes found in a planned run before any work started; ``problems`` lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(["the run was not started:", *(f"- {p}" for p in problems)]))
+        self.problems = problems
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.problems,))
+
+
 class StageFailedError(_StageContextError):
     """A stage raised during a run; the original traceback is the ``__cause__``."""
 
@@ -73,7 +93,18 @@ class WorkerDiedError(StageFailedError):
 
 
 class UnpicklableStateError(ParafactoryError, TypeError):
-    """A record's state holds a value that cannot be sent to a worker process."""
+    """A value (state, parameter field, a stage's global) cannot travel to or from a worker."""
+
+
+class UnpicklableOutputError(StageFailedError, UnpicklableStateError):
+    """A stage's output cannot be pickled back to the parent from the worker that made it."""
+
+
+class CacheEntryDamagedError(ParafactoryError):
+    """A cache file no longer holds what was written to it, or fails to load.
+
+    The entry is forgotten, so rerunning its stage computes it afresh.
+    """
 
 
 class BackendUnavailableError(ParafactoryError, ImportError):

@@ -41,6 +41,7 @@ class Record:
         self.error: BaseException | None = None
         self.index = -1
         self.combo_hash: str | None = None
+        self._provenance = ""  # of the code that made the state so far (see _cache)
         self._planner: Any = None  # set by a manager that is planning an experiment
         if params is not None:
             params.hash = parameter_set_hash(params)
@@ -92,6 +93,7 @@ class Record:
                 self.error,
                 self.index,
                 self.combo_hash,
+                self._provenance,
             ),
         )
 
@@ -104,11 +106,13 @@ def _rebuilt_record(
     error: BaseException | None,
     index: int,
     combo_hash: str | None,
+    provenance: str,
 ) -> Record:
     record = Record.__new__(Record)
     record.manager = record._planner = None
     record.params, record.state, record.stages = params, State(state), stages
     record._output, record.error, record.index, record.combo_hash = output, error, index, combo_hash
+    record._provenance = provenance
     return record
 
 
@@ -134,9 +138,12 @@ class OutputOf(NamedTuple):
 class State(dict[Any, Any]):
     """``record.state``: a dict whose artifacts kept on disk load when they are first read.
 
-    Outputs declared ``Lazy`` stay unloaded when the state is printed. ``loaded`` keeps
-    the artifact each loaded key came from, so a worker sends back the small artifact,
-    not the value the parent can load itself.
+    Every way of reading it (``[]``, ``get``, ``dict(state)``, ``{**state}``, ``copy``,
+    ``items``, ``values``, ``pop``, iteration with lookups, ``==``) gives the values, on a
+    first run and on a cached rerun alike: all of them go through :meth:`__getitem__`.
+    Outputs declared ``Lazy`` stay unloaded until read, and when the state is printed.
+    ``loaded`` keeps the artifact each loaded key came from, so a worker sends back the
+    small artifact, not the value the parent can load itself.
     """
 
     loaded: dict[Any, Artifact] = {}  # shared empty default; each state gets its own on a load
@@ -156,26 +163,84 @@ class State(dict[Any, Any]):
             del self.loaded[key]
         dict.__setitem__(self, key, value)
 
+    def __delitem__(self, key: Any) -> None:
+        if key in self.loaded:
+            del self.loaded[key]
+        dict.__delitem__(self, key)
+
+    def __iter__(self) -> Iterator[Any]:
+        # Defined (not inherited) so that dict(state), {**state} and dict.update(state)
+        # take the slow path, which reads each value through __getitem__.
+        return dict.__iter__(self)
+
     def get(self, key: Any, default: Any = None) -> Any:
         return self[key] if key in self else default
 
     def values(self) -> list[Any]:  # type: ignore[override]
         return [self[key] for key in self]
 
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+    def items(self) -> list[tuple[Any, Any]]:  # type: ignore[override]
         return [(key, self[key]) for key in self]
 
-    def __eq__(self, other: object) -> bool:
-        return dict(self.items()) == (dict(other.items()) if isinstance(other, dict) else other)
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key not in self and default:
+            return default[0]
+        value = self[key]  # a KeyError here, with no default, is pop's own
+        del self[key]
+        return value
 
-    __hash__ = None
+    def popitem(self) -> tuple[Any, Any]:
+        key = next(reversed(dict.keys(self)))  # a KeyError on an empty state, as dict's
+        return key, self.pop(key)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *others: Any, **values: Any) -> None:  # type: ignore[override]
+        if not self.loaded:  # nothing to forget: the C update (a State given reads its values)
+            dict.update(self, *others, **values)
+            return
+        for key, value in dict(*others, **values).items():
+            self[key] = value
+
+    def copy(self) -> State:  # type: ignore[override]
+        """A shallow copy; what is still on disk stays unloaded in it until read."""
+        return State(dict.copy(self))
+
+    def __or__(self, other: Any) -> State:  # type: ignore[override]
+        if not isinstance(other, dict):
+            return NotImplemented
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other: Any) -> dict[Any, Any]:  # type: ignore[override]
+        if not isinstance(other, dict):
+            return NotImplemented
+        return {**other, **self}
+
+    def __ior__(self, other: Any) -> State:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (State, (dict(self),))  # artifacts travel unloaded
+        return (State, (dict.copy(self),))  # artifacts travel unloaded
 
     def __repr__(self) -> str:
-        shown = {key: self._shown(key) for key in self}
-        return repr(shown)
+        return repr({key: self._shown(key) for key in self})
 
     def _shown(self, key: Any) -> Any:
         value = dict.__getitem__(self, key)

@@ -31,7 +31,8 @@ from ._interrupts import Terminated, stop_signals_raise
 from ._plan import Step
 from ._progress import Progress
 from ._records import Record
-from ._stages import cached_outputs, execute
+from ._cache import Hit
+from ._stages import arguments_digest, execute, lookup, take_outputs
 from ._transfer import unspill
 from ._worker_status import running_steps
 from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
@@ -139,14 +140,18 @@ class Scheduler:
 
     def _take_from_cache(self, step: Step) -> bool:
         """Finish a chain whose every stage is cached without dispatching it (nothing loads)."""
-        found: dict[str, Any] = {}
+        record = step.record
+        provenance = record._provenance
+        hits = []
         for call in step.calls:
-            cached = cached_outputs(call.spec, step.record, self.setup.cache)
-            if cached is None:
-                return False
-            found.update(cached)
-        step.record.state.update(found)
-        step.record.stages.extend(call.spec.name for call in step.calls)
+            arguments = arguments_digest(call.args, call.kwargs)
+            found = lookup(call.spec, record, provenance, arguments, self.setup.cache)
+            if not isinstance(found, Hit):
+                return False  # the worker looks again, and says why it recomputes
+            hits.append((call.spec, found))
+            provenance = found.provenance
+        for spec, found in hits:
+            take_outputs(spec, record, found)
         self._resolve(step, _Outcome.OK)
         return True
 
@@ -202,6 +207,7 @@ class Scheduler:
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
             record.output = result.output
+            record._provenance = result.provenance
         _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
         if result.failure is None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import inspect
 import logging
 import sys
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, SupportsIndex
 
-from ._cache import Cache, Cacher, Lazy, code_fingerprint
+from ._cache import Cache, Cacher, Entry, Hit, Lazy, Miss, code_fingerprint, provenance_after
 from ._errors import StageDefinitionError, StageInputError, StageOutputError
 from ._parameters import combined_hash
 from ._records import OutputOf, Record, State
@@ -141,38 +143,108 @@ def execute(
 ) -> Record:
     """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``.
 
-    With a ``cache``, a stage whose outputs are all cached is not run: its outputs enter
-    the state unloaded, and load when something reads them.
+    With a ``cache``, a stage whose outputs are cached, by the same code from the same
+    upstream state, is not run: its outputs enter the state unloaded, and load when
+    something reads them.
     """
     group = list(records) if records is not None else []
     if spec.is_aggregate:
         own = record.params.hash if record.params is not None else None
         record.combo_hash = combined_hash(own, [member.hash for member in group])
-    cached = cached_outputs(spec, record, cache)
-    if cached is not None:
+    upstream = upstream_of(spec, record, group)
+    arguments = arguments_digest(args, kwargs)
+    found = lookup(spec, record, upstream, arguments, cache)
+    if isinstance(found, Hit):
         logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
-        record.state.update(cached)
-        record.output = _output_reference(spec, None)  # the returned value: from the cache
-        record.stages.append(spec.name)
+        take_outputs(spec, record, found)
         return record
+    provenance = provenance_after(upstream, spec.name, spec.fingerprint, arguments)
+    if found is not None:
+        provenance = _explain_recompute(spec, record, found, provenance)
     logger.debug("Running %s on %s", spec.name, record.name)
     if spec.is_aggregate:
         leading: tuple[Any, ...] = (record, group)
-        inputs = {name: _collect_input(spec, group, name) for name in spec.inputs}
+        inputs = _collect_inputs(spec, group)
     else:
         leading = (record,)
         inputs = {name: _read_input(spec, record, name) for name in spec.inputs}
     result = spec.function(*leading, *args, **inputs, **kwargs)
     values = _output_values(spec, record, result)
     if cache is not None and spec.cachers:
-        values = cache.store(
-            spec.name, values, spec.cachers, record.hash, spec.fingerprint, spec.lazy
-        )
+        values = cache.store(_entry(spec, record, arguments), values, upstream, provenance)
     for name, value in values.items():
         record.state[name] = value
     record.output = _output_reference(spec, result)
     record.stages.append(spec.name)
+    record._provenance = provenance
     return record
+
+
+def upstream_of(spec: StageSpec, record: Record, group: Sequence[Record]) -> str:
+    """The provenance a stage starts from: the record's own, and for an aggregate also
+    that of every record in its group (as the group is a set, in no particular order)."""
+    if not spec.is_aggregate:
+        return record._provenance
+    members = ",".join(sorted(member._provenance for member in group))
+    return provenance_after(record._provenance, "<records>", None, members)
+
+
+def lookup(
+    spec: StageSpec, record: Record, upstream: str, arguments: str, cache: Cache | None
+) -> Hit | Miss | None:
+    """The stage's cached outputs for ``record`` from ``upstream``, why there are none
+    (:class:`Miss`), or ``None`` when the stage is not cached at all."""
+    if cache is None or not spec.cachers:
+        return None
+    if cache.forces(spec.name):
+        return Miss(_OVERWRITE_STAGE if spec.name in cache.overwrite_stages else _OVERWRITE_ALL)
+    if record.params is not None and record.params.overwrite:
+        return Miss(_OVERWRITE_PARAMS)
+    return cache.lookup(_entry(spec, record, arguments), upstream)
+
+
+def take_outputs(spec: StageSpec, record: Record, found: Hit) -> None:
+    """Put a cache hit's outputs, unloaded, in the record, as if the stage had run."""
+    record.state.update(found.artifacts)
+    record.output = _output_reference(spec, None)  # the returned value: from the cache
+    record.stages.append(spec.name)
+    record._provenance = found.provenance
+
+
+_OVERWRITE_ALL = "the manager overwrites every stage"
+_OVERWRITE_STAGE = "the manager overwrites this stage"
+_OVERWRITE_PARAMS = "its parameters set overwrite=True"
+_OVERWRITES = (_OVERWRITE_ALL, _OVERWRITE_STAGE, _OVERWRITE_PARAMS)
+
+
+def _explain_recompute(spec: StageSpec, record: Record, miss: Miss, provenance: str) -> str:
+    """Log why a cached stage runs; returns the provenance its outputs will carry.
+
+    A forced recompute gets a provenance of its own, so every stage and aggregate that
+    reads its outputs recomputes too, in this run or, if it is interrupted, the next.
+    """
+    where = f"stage {spec.name!r} on record {record.name!r} ({record.hash})"
+    if miss.reason in _OVERWRITES:
+        logger.info("%s recomputes: %s", where, miss.reason)
+        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex)
+    if miss.damaged:
+        logger.warning("%s recomputes: its cache is damaged: %s", where, miss.reason)
+    elif miss.reason != "new":
+        logger.info("%s recomputes: its cache is stale: %s", where, miss.reason)
+    return provenance
+
+
+def _entry(spec: StageSpec, record: Record, arguments: str) -> Entry:
+    return Entry(
+        spec.name, record.hash, spec.outputs, spec.cachers, spec.lazy, spec.fingerprint, arguments
+    )
+
+
+def arguments_digest(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A digest of the extra arguments of a stage call ("" for none): part of its provenance."""
+    if not args and not kwargs:
+        return ""
+    return hashlib.md5(repr((args, sorted(kwargs.items()))).encode()).hexdigest()
 
 
 def _output_reference(spec: StageSpec, result: Any) -> Any:
@@ -182,17 +254,6 @@ def _output_reference(spec: StageSpec, result: Any) -> Any:
     if len(spec.outputs) == 1:
         return OutputOf(spec.outputs)
     return OutputOf(spec.outputs, several=True, as_list=isinstance(result, list))
-
-
-def cached_outputs(spec: StageSpec, record: Record, cache: Cache | None) -> dict[str, Any] | None:
-    """The stage's outputs for ``record`` if every one is cached (unloaded), else ``None``."""
-    if cache is None or not spec.cachers:
-        return None
-    if cache.overwrite or (record.params is not None and record.params.overwrite):
-        return None
-    return cache.lookup(
-        spec.name, spec.outputs, spec.cachers, record.hash, spec.fingerprint, spec.lazy
-    )
 
 
 def _call(
@@ -228,19 +289,30 @@ def _read_input(spec: StageSpec, record: Record, name: str) -> Any:
         ) from None
 
 
-def _collect_input(spec: StageSpec, records: list[Record], name: str) -> dict[Record, Any]:
-    found = State()  # values still on disk load only when the aggregate reads them
-    for other in records:
-        if name in other.state:
-            dict.__setitem__(found, other, dict.__getitem__(other.state, name))
-        else:
-            logger.warning(
-                "Record %r has no %r in its state, so aggregate %r leaves it out of that input",
-                other.name,
-                name,
-                spec.name,
-            )
-    return found
+def _collect_inputs(spec: StageSpec, records: list[Record]) -> dict[str, dict[Record, Any]]:
+    """Each input of an aggregate as ``{record: value}`` over the records that have it;
+    the records lacking one are left out of it, named in one warning."""
+    inputs: dict[str, dict[Record, Any]] = {}
+    lacking: dict[str, list[str]] = {}
+    for name in spec.inputs:
+        found = inputs[name] = State()  # values on disk load only when the aggregate reads them
+        for other in records:
+            if name in other.state:
+                dict.__setitem__(found, other, dict.__getitem__(other.state, name))
+            else:
+                lacking.setdefault(name, []).append(other.name)
+    if lacking:
+        logger.warning(
+            "aggregate %r leaves records out of inputs they lack: %s",
+            spec.name,
+            "; ".join(f"{name!r} is missing from {_names_of(who)}" for name, who in lacking.items()),
+        )
+    return inputs
+
+
+def _names_of(names: list[str], shown: int = 10) -> str:
+    listed = ", ".join(repr(name) for name in names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, Any]:

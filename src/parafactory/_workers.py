@@ -56,6 +56,7 @@ class ChainResult:
     removed: list[str]
     stages: list[str]
     output: Any
+    provenance: str
     failure: StageFailure | None
     seconds: float
     logs: list[Any] = dataclasses.field(default_factory=list)
@@ -132,6 +133,7 @@ def run_chain(
         removed=[key for key in before if key not in state],
         stages=record.stages[stages_before:],
         output=record._output,  # a reference when the output is in the state
+        provenance=record._provenance,
         failure=failure,
         seconds=time.perf_counter() - started,
     )
