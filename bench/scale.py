@@ -50,7 +50,7 @@ def _plan_once(size: int) -> float:
     manager = ArtifactManager("bench_plan", dry=True)
     gc.collect()
     start = time.perf_counter()
-    _, steps = manager._plan(experiment_chains, param_sets)
+    steps = manager._plan(experiment_chains, param_sets).steps
     seconds = time.perf_counter() - start
     if len(steps) != size:
         raise RuntimeError(f"planning {size} records made {len(steps)} steps, not {size}")

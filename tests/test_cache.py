@@ -26,7 +26,6 @@ from cache_stages import (
     PAYLOAD,
     RACE_BYTES,
     RACE_ENTRY,
-    ChunkedCacher,
     Sweep,
     blob,
     cache_dir_of,

@@ -259,7 +259,7 @@ class Cache:
         except FileNotFoundError:
             return Miss("new")
         except (OSError, ValueError, KeyError, TypeError) as error:
-            return Miss(f"its metadata file {meta_path} is unreadable ({error})", damaged=True)
+            return Miss(f"its metadata file {meta_path} is damaged ({error})", damaged=True)
         if entry.code is not None and stored.get("code") != entry.code:
             return Miss("its code changed")
         if stored.get("upstream") != upstream:
@@ -275,7 +275,7 @@ class Cache:
                 return Miss(f"its metadata file {meta_path} does not list output {output!r}")
             problem = stamp.problem_with(path)
             if problem is not None:
-                return Miss(f"its file {path} is damaged: {problem}", damaged=True)
+                return Miss(f"its file {path} is damaged ({problem})", damaged=True)
             found[output] = Artifact(
                 path, cacher, output in entry.lazy, entry.stage, stamp, meta_path
             )
@@ -321,6 +321,24 @@ class Cache:
                 for temporary, path in renames:
                     os.replace(temporary, path)
         return in_state
+
+    def stored(self, entry: Entry, output: str) -> Artifact | None:
+        """The artifact of ``output`` as :meth:`store` just wrote it, unchecked (``None`` if
+        it is not there): how a value that cannot be pickled leaves its worker."""
+        meta_path = self._meta_path(entry)
+        try:
+            stamp = Stamp(*json.loads(meta_path.read_text(encoding="utf-8"))["outputs"][output])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        cacher = entry.cachers[entry.outputs.index(output)]
+        return Artifact(
+            self._path(entry, output, cacher),
+            cacher,
+            output in entry.lazy,
+            entry.stage,
+            stamp,
+            meta_path,
+        )
 
     def forces(self, stage: str) -> bool:
         """Whether this cache recomputes ``stage`` whatever it holds."""

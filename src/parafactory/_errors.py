@@ -27,6 +27,12 @@ Errors about one stage carry ``record_name`` and ``stage_name``.
 from __future__ import annotations
 
 
+def quoted_names(names: list[str], shown: int = 10) -> str:
+    """``'a', 'b' and 3 more``: how messages name a list of records or files."""
+    listed = ", ".join(repr(name) for name in names[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 class ParafactoryError(Exception):
     """Root of every error parafactory raises on purpose."""
 

@@ -19,16 +19,17 @@ from . import _log_listener, _logs, _report
 from ._backends import Backend, open_backend
 from ._cache import Cache
 from ._cpus import resolve_n_jobs
-from ._errors import UnpicklableStateError
+from ._errors import PlanError, UnpicklableStateError
 from ._parameters import ExperimentParameters, parameters_representation
-from ._plan import Planner, Step
+from ._pickling import check_function_travels, check_parameters_travel, check_state_travels
+from ._plan import Plan, Planner, Step
 from ._progress import Progress
-from ._records import Record, WriteOnlyState
+from ._records import Record, WriteOnlyState, planning
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
 from ._scratch import scratch_directory
-from ._stages import spec_of
-from ._workers import WorkerSetup, check_travels
+from ._stages import spec_of, travels_by_value
+from ._workers import WorkerSetup
 
 Experiment = Callable[[Any, "ArtifactManager"], Any]
 
@@ -57,18 +58,19 @@ class ArtifactManager:
         reports_dir: str | Path | None = None,
         dry: bool = False,
         overwrite: bool = False,
+        overwrite_stages: Iterable[str] = (),
         log_level: int = logging.INFO,
         console_log: bool = True,
     ) -> None:
+        _check_name(name)
         self.name = name
         self.dry = dry
         self.overwrite = overwrite
+        self.overwrite_stages = list(overwrite_stages)
         self.log_level = log_level
         self.cache_dir = Path(root, cache_dir or "data/cache")
-        self.cache = None if dry else Cache(self.cache_dir, prefix=name, overwrite=overwrite)
         self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
-        self._planner: Planner | None = None
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
         self.reference = f"{name}_{self.run_number}_{self.timestamp:%Y-%m-%d-T%H%M%S}"
@@ -81,11 +83,23 @@ class ArtifactManager:
             handler = _logs.write_to_file(self.log_path, log_level)
             self._close_log = weakref.finalize(self, _logs.stop_writing, handler)
 
+    @property
+    def cache(self) -> Cache | None:
+        """The cache stages use, with this manager's overwrite settings (``None`` when dry).
+
+        ``overwrite=True`` recomputes every cached stage; ``overwrite_stages`` names the
+        stages to recompute. Either way, what reads their outputs recomputes too.
+        """
+        if self.dry:
+            return None
+        stages = frozenset(self.overwrite_stages)
+        return Cache(
+            self.cache_dir, prefix=self.name, overwrite=self.overwrite, overwrite_stages=stages
+        )
+
     def _register(self, record: Record) -> None:
         record.index = len(self.records)
         self.records.append(record)
-        if self._planner is not None:
-            record._planner = self._planner
 
     def map(
         self,
@@ -147,15 +161,15 @@ class ArtifactManager:
         """
         _check_run_arguments(experiment, errors)
         pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
-        records, steps = self._plan(experiment, param_sets)
+        plan = self._plan(experiment, param_sets)
         if pool.pickles_tasks:
-            self._check_travels(records)
-        self._register_params(records)
-        total = len({id(step.record) for step in steps})
+            self._check_travels(plan)
+        self._register_params(plan.records)
+        total = len({id(step.record) for step in plan.steps})
         self._schedule(
-            steps, pool, errors, Progress(total, enabled=progress, description=self.name)
+            plan.steps, pool, errors, Progress(total, enabled=progress, description=self.name)
         )
-        return records
+        return plan.records
 
     def _schedule(
         self, steps: list[Step], pool: Backend, errors: ErrorPolicy, progress: Progress
@@ -170,36 +184,47 @@ class ArtifactManager:
                 log_level=self.log_level,
                 cache=self.cache,
                 scratch_dir=scratch_dir,
+                stop_at_failure=errors == "raise",
+                pickle_results=pool.pickles_tasks,
             )
             Scheduler(steps, pool, errors=errors, progress=progress, setup=setup).run()
 
-    def _plan(self, experiment: Experiment, param_sets: Any) -> tuple[list[Record], list[Step]]:
-        """Call the experiment in planning mode; return the records it made and its steps."""
+    def _plan(self, experiment: Experiment, param_sets: Any) -> Plan:
+        """Call the experiment in planning mode; return the records it made and its steps.
+
+        A plan with mistakes (:class:`PlanError`) is refused before anything runs, and,
+        like an experiment that raised, leaves no records behind.
+        """
         first_new = len(self.records)
-        self._planner = planner = Planner()
-        planned = False
+        planner = Planner()
         with _garbage_collection_paused():
             try:
-                experiment(param_sets, self)
-                planned = True
+                with planning(planner):
+                    experiment(param_sets, self)
+                problems = planner.problems()
+                if problems:
+                    raise PlanError(problems)
+            except BaseException:
+                del self.records[first_new:]  # nothing runs: leave no half-planned records
+                raise
             finally:
-                self._planner = None
-                records = self.records[first_new:]
-                for record in records:
+                for record in planner.records:
                     record._planner = None
                     if isinstance(record.state, WriteOnlyState):
                         record.state.unlock()
-                if not planned:
-                    del self.records[first_new:]  # nothing ran: leave no half-planned records
-        return records, planner.steps
+        return Plan(self.records[first_new:], planner.steps, planner.stages())
 
-    def _check_travels(self, records: list[Record]) -> None:
-        """Refuse a plan whose records cannot be pickled, leaving no trace of it."""
+    def _check_travels(self, plan: Plan) -> None:
+        """Refuse a plan whose records or stages cannot be pickled, leaving no trace of it."""
         try:
-            for record in records:
-                check_travels(record)
+            check_parameters_travel(record.params for record in plan.records if record.params)
+            for record in plan.records:
+                check_state_travels(record.name, record.state)
+            for spec in plan.stages:
+                if travels_by_value(spec):
+                    check_function_travels(spec.name, spec.function)
         except UnpicklableStateError:
-            del self.records[len(self.records) - len(records) :]
+            del self.records[len(self.records) - len(plan.records) :]
             raise
 
     def _describe_run(self) -> dict[str, Any]:
@@ -265,6 +290,19 @@ def _garbage_collection_paused() -> Iterator[None]:
             gc.unfreeze()  # ...and back into the oldest, without a scan
         if collecting:
             gc.enable()
+
+
+def _check_name(name: Any) -> None:
+    """A manager's name starts its cache, log and report file names: it must be able to."""
+    if not isinstance(name, str):
+        raise TypeError(f"the manager's name must be a string, got {type(name).__name__}")
+    separators = {"/", "\0", *([os.altsep] if os.altsep else [])}
+    if name in ("", ".", "..") or separators & set(name) or len(name.encode()) > 200:
+        raise ValueError(
+            f"the manager's name {name!r} cannot start a file name (its cache, log and report "
+            "files are named after it): use a non-empty name of at most 200 bytes, without "
+            "'/', such as 'my_experiment'"
+        )
 
 
 def _check_run_arguments(experiment: Any, errors: str) -> None:

@@ -12,9 +12,10 @@ looked at it before they ran, so every step sees exactly the eager state.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
+from ._errors import quoted_names
 from ._records import Record
 from ._stages import StageSpec
 
@@ -40,14 +41,33 @@ class Step:
     needed_by: list[int] = dataclasses.field(default_factory=list)  # steps waiting on this one
 
 
+class Plan(NamedTuple):
+    """A planned run: the records the experiment created (hidden ones aside), its steps,
+    and the distinct stages it calls."""
+
+    records: list[Record]
+    steps: list[Step]
+    stages: list[StageSpec]
+
+
 class Planner:
     """Collects stage calls while the experiment runs in planning mode."""
 
     def __init__(self) -> None:
         self.steps: list[Step] = []
+        self.records: list[Record] = []  # every record the experiment created
+        self._listed: list[Record] = []  # ... of which not hidden: what records=None means
         self._last_step: dict[Record, Step] = {}  # each record's latest step
         self._observers: dict[Record, list[Step]] = {}  # aggregates that read each record
         self._plain_calls: dict[int, Call] = {}  # spec id -> its call without arguments
+        self._root = _Path(None, None)
+        self._paths: dict[Record, _Path] = {}  # the calls made on each record, shared
+
+    def add_record(self, record: Record, *, listed: bool) -> None:
+        """A record was created while planning."""
+        self.records.append(record)
+        if listed:
+            self._listed.append(record)
 
     def add_call(
         self,
@@ -59,22 +79,42 @@ class Planner:
     ) -> None:
         """Record one stage or aggregate call made on ``record``."""
         if spec.is_aggregate:
-            if records is None:
-                records = [other for other in record.manager.records if other is not record]
-            self._add_aggregate(Call(spec, args, kwargs, tuple(records)), record)
-            return
+            if records is None:  # this experiment's records, not those of earlier runs
+                records = [other for other in self._listed if other is not record]
+            call = Call(spec, args, kwargs, tuple(records))
+            self._add_aggregate(call, record)
+        else:
+            call = Call(spec, args, kwargs) if args or kwargs else self._plain_call(spec)
+            self._add_to_chain(call, record)
+        self._paths[record] = self._paths.get(record, self._root).then(call)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the plan, found before anything runs (empty when nothing is):
+        parameter sets or stages sharing a name, and stage inputs nothing upstream provides."""
+        return [
+            *_parameter_name_clashes(self.records),
+            *_stage_name_clashes(self._root),
+            *self._missing_inputs(),
+        ]
+
+    def stages(self) -> list[StageSpec]:
+        """Every distinct stage or aggregate the plan calls."""
+        specs = {id(node.call.spec): node.call.spec for node in self._root.nodes() if node.call}
+        return list(specs.values())
+
+    def _add_to_chain(self, call: Call, record: Record) -> None:
         chain = self._last_step.get(record)
         if chain is None or chain.is_aggregate or record in self._observers:
             # A chain takes stages until an aggregate reads its record: later stages must
             # wait for that aggregate, so they start a new chain.
             chain = self._new_step(record, is_aggregate=False)
-        if args or kwargs:
-            chain.calls.append(Call(spec, args, kwargs))
-        else:  # shared, so a batch of records pickles each call once
-            chain.calls.append(self._plain_calls.get(id(spec)) or self._plain_call(spec))
+        chain.calls.append(call)
 
     def _plain_call(self, spec: StageSpec) -> Call:
-        call = self._plain_calls[id(spec)] = Call(spec, (), {})
+        """The one argument-free call of ``spec``, shared so a batch pickles it once."""
+        call = self._plain_calls.get(id(spec))
+        if call is None:
+            call = self._plain_calls[id(spec)] = Call(spec, (), {})
         return call
 
     def _add_aggregate(self, call: Call, record: Record) -> None:
@@ -104,3 +144,116 @@ class Planner:
         if not before.needed_by or before.needed_by[-1] != after.id:
             before.needed_by.append(after.id)
             after.needs += 1
+
+    def _missing_inputs(self) -> list[str]:
+        """Stage inputs that no earlier stage of the record outputs and its state lacks,
+        one line per stage and input, naming every record affected."""
+        missing: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
+        checked_paths: dict[_Path, list[tuple[str, str, tuple[str, ...]]]] = {}
+        for record, path in self._paths.items():
+            written = dict.keys(record.state)
+            if written:  # values set while planning: this record's own check
+                gaps = path.missing_inputs(frozenset(written))
+            elif path in checked_paths:  # most records share a path: check each path once
+                gaps = checked_paths[path]
+            else:
+                gaps = checked_paths[path] = path.missing_inputs(frozenset())
+            for gap in gaps:
+                missing.setdefault(gap, []).append(record.name)
+        return [
+            f"stage {stage!r} needs input {name!r}, which no earlier stage outputs and the "
+            f"state does not hold, on {_records_named(names)} (available: {list(available)}); "
+            f"call a stage that outputs {name!r} on them first"
+            for (stage, name, available), names in missing.items()
+        ]
+
+
+class _Path:
+    """A sequence of calls made on a record, as a node of a tree: records on which the
+    same calls were made share one node, so checking a sweep checks a few paths."""
+
+    __slots__ = ("parent", "call", "children")
+
+    def __init__(self, parent: _Path | None, call: Call | None) -> None:
+        self.parent = parent
+        self.call = call
+        self.children: dict[int, _Path] = {}
+
+    def then(self, call: Call) -> _Path:
+        """The path of this one followed by ``call`` (calls are kept by the plan's steps,
+        so their ids stay unique while planning)."""
+        child = self.children.get(id(call))
+        if child is None:
+            child = self.children[id(call)] = _Path(self, call)
+        return child
+
+    def calls(self) -> list[Call]:
+        """The calls from the first to this one."""
+        calls = []
+        node: _Path | None = self
+        while node is not None and node.call is not None:
+            calls.append(node.call)
+            node = node.parent
+        return calls[::-1]
+
+    def missing_inputs(self, written: frozenset[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(stage, input, what was available) for each input no earlier call provided."""
+        available = set(written)
+        gaps = []
+        for call in self.calls():
+            spec = call.spec
+            if not spec.is_aggregate and not spec.suppress_missing_inputs:
+                for name in spec.inputs:
+                    if name not in available and name not in call.kwargs:
+                        gaps.append((spec.name, name, tuple(sorted(available))))
+            available.update(spec.outputs)
+        return gaps
+
+    def nodes(self) -> Iterator[_Path]:
+        """This node and every node below it."""
+        pending = [self]
+        while pending:
+            node = pending.pop()
+            yield node
+            pending.extend(node.children.values())
+
+
+def _stage_name_clashes(root: _Path) -> list[str]:
+    """Two different stage functions with one name would share cache files."""
+    by_name: dict[str, dict[int, StageSpec]] = {}
+    for node in root.nodes():
+        if node.call is not None:
+            by_name.setdefault(node.call.spec.name, {})[id(node.call.spec)] = node.call.spec
+    return [
+        f"{len(specs)} different stages are named {name!r}: "
+        f"{' and '.join(_defined_at(spec) for spec in specs.values())}; they would share "
+        "cache files: give each its own name"
+        for name, specs in by_name.items()
+        if len(specs) > 1
+    ]
+
+
+def _defined_at(spec: StageSpec) -> str:
+    function = spec.function
+    code = getattr(function, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    return f"{function.__module__}.{function.__qualname__}{where}"
+
+
+def _parameter_name_clashes(records: list[Record]) -> list[str]:
+    """Distinct parameter sets sharing a name: logs, reports and aggregates keyed by name
+    could not tell them apart."""
+    sets_named: dict[str, dict[int, Any]] = {}
+    for record in records:
+        if record.params is not None:
+            sets_named.setdefault(record.params.name, {})[id(record.params)] = record.params
+    return [
+        f"{len(sets)} different parameter sets are named {name!r} (hashes "
+        f"{quoted_names([p.hash for p in sets.values()])}): give each a name of its own"
+        for name, sets in sets_named.items()
+        if len(sets) > 1
+    ]
+
+
+def _records_named(names: list[str]) -> str:
+    return f"{len(names)} record{'s' if len(names) > 1 else ''} ({quoted_names(names)})"

@@ -6,12 +6,47 @@ worker process; its link to the manager stays in the parent.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ._cache import Artifact
 from ._errors import PlanningStateError
 from ._parameters import ExperimentParameters, parameter_set_hash
+
+
+class CallRecorder(Protocol):
+    """What records and stages tell while an experiment is planned (``_plan.Planner``)."""
+
+    def add_record(self, record: Record, *, listed: bool) -> None:
+        """A record was created; ``listed``: it is in the manager's records (not hidden)."""
+
+    def add_call(
+        self,
+        spec: Any,
+        record: Record,
+        records: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """A stage or aggregate was called on ``record``."""
+
+
+_planning: contextvars.ContextVar[CallRecorder | None] = contextvars.ContextVar(
+    "parafactory_planning", default=None
+)
+
+
+@contextlib.contextmanager
+def planning(recorder: CallRecorder) -> Iterator[None]:
+    """While the block runs, records created (in this context) are planned by ``recorder``:
+    their stage calls are recorded, not run."""
+    token = _planning.set(recorder)
+    try:
+        yield
+    finally:
+        _planning.reset(token)
 
 
 class Record:
@@ -42,13 +77,15 @@ class Record:
         self.index = -1
         self.combo_hash: str | None = None
         self._provenance = ""  # of the code that made the state so far (see _cache)
-        self._planner: Any = None  # set by a manager that is planning an experiment
+        self._planner = _planning.get()
         if params is not None:
             params.hash = parameter_set_hash(params)
         if not hide:
             manager._register(self)
         # While its experiment is planned, no stage has run: the state can only be written.
         self.state: dict[str, Any] = State() if self._planner is None else WriteOnlyState()
+        if self._planner is not None:
+            self._planner.add_record(self, listed=not hide)
 
     @property
     def name(self) -> str:
@@ -198,30 +235,30 @@ class State(dict[Any, Any]):
             self[key] = default
         return self[key]
 
-    def update(self, *others: Any, **values: Any) -> None:  # type: ignore[override]
+    def update(self, *others: Any, **values: Any) -> None:
         if not self.loaded:  # nothing to forget: the C update (a State given reads its values)
             dict.update(self, *others, **values)
             return
         for key, value in dict(*others, **values).items():
             self[key] = value
 
-    def copy(self) -> State:  # type: ignore[override]
+    def copy(self) -> State:
         """A shallow copy; what is still on disk stays unloaded in it until read."""
         return State(dict.copy(self))
 
-    def __or__(self, other: Any) -> State:  # type: ignore[override]
+    def __or__(self, other: Any) -> State:
         if not isinstance(other, dict):
             return NotImplemented
         merged = self.copy()
         merged.update(other)
         return merged
 
-    def __ror__(self, other: Any) -> dict[Any, Any]:  # type: ignore[override]
+    def __ror__(self, other: Any) -> dict[Any, Any]:
         if not isinstance(other, dict):
             return NotImplemented
         return {**other, **self}
 
-    def __ior__(self, other: Any) -> State:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> State:
         self.update(other)
         return self
 
@@ -234,7 +271,7 @@ class State(dict[Any, Any]):
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (State, (dict.copy(self),))  # artifacts travel unloaded

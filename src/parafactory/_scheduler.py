@@ -26,15 +26,16 @@ from typing import Any, Literal
 
 from . import _log_listener, _report, _worker_logs
 from ._backends import Backend
-from ._errors import StageFailedError, WorkerDiedError
+from ._cache import Hit
+from ._errors import StageFailedError, UnpicklableOutputError, WorkerDiedError
 from ._interrupts import Terminated, stop_signals_raise
+from ._pickling import loads
 from ._plan import Step
 from ._progress import Progress
 from ._records import Record
-from ._cache import Hit
 from ._stages import arguments_digest, execute, lookup, take_outputs
 from ._transfer import unspill
-from ._worker_status import running_steps
+from ._worker_status import request_stop, running_steps
 from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
 
 logger = logging.getLogger("parafactory")
@@ -128,7 +129,7 @@ class Scheduler:
                 self._isolated = self._submit([self._quarantine.popleft()])
             return
         limit = 2 * self.backend.workers
-        while self._ready_chains and len(self._in_flight) < limit:
+        while self._ready_chains and len(self._in_flight) < limit and not self._stopping:
             batch: list[Step] = []
             size = self._batch_size()
             while self._ready_chains and len(batch) < size:
@@ -136,7 +137,9 @@ class Scheduler:
                 if not self._take_from_cache(step):
                     batch.append(step)
             if batch:
-                self._submit(batch)
+                future = self._submit(batch)
+                if future.done():  # an executor that runs what it is given at once
+                    self._settle(future)
 
     def _take_from_cache(self, step: Step) -> bool:
         """Finish a chain whose every stage is cached without dispatching it (nothing loads)."""
@@ -181,21 +184,26 @@ class Scheduler:
     def _collect(self) -> None:
         done, _ = wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
         for future in done:
-            if future not in self._in_flight:
-                continue  # already handled while draining a broken pool
-            tasks = self._in_flight.pop(future)
-            if future is self._isolated:
-                self._isolated = None
-            error = future.exception()
-            if error is None:
-                self._apply_batch(future.result())
-            else:
-                self._lost(tasks, error)
+            if future in self._in_flight:  # else: handled while draining a broken pool
+                self._settle(future)
 
-    def _apply_batch(self, results: list[ChainResult]) -> None:
-        if results:  # one worker ran them: its last count covers every log line they made
-            _log_listener.catch_up(results[-1].logs_sent)
-        for result in results:
+    def _settle(self, future: Future[Any]) -> None:
+        """Apply a finished task's results, or deal with its loss."""
+        tasks = self._in_flight.pop(future)
+        if future is self._isolated:
+            self._isolated = None
+        error = future.exception()
+        if error is None:
+            self._apply_batch(tasks, future.result())
+        else:
+            self._lost(tasks, error)
+
+    def _apply_batch(self, tasks: list[ChainTask], results: list[ChainResult | bytes]) -> None:
+        """Apply a batch's results, in task order (a batch stopped early has fewer)."""
+        decoded = [_decoded(task, result) for task, result in zip(tasks, results, strict=False)]
+        if decoded:  # one worker ran them: its last count covers every log line they made
+            _log_listener.catch_up(decoded[-1].logs_sent)
+        for result in decoded:
             self._apply(result)
 
     def _apply(self, result: ChainResult) -> None:
@@ -235,7 +243,9 @@ class Scheduler:
                         call.kwargs,
                         self.setup.cache,
                     )
-            except Exception as error:  # noqa: BLE001 - failures are per record
+            except (KeyboardInterrupt, Terminated):
+                raise
+            except BaseException as error:  # noqa: BLE001 - failures are per record
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
                 self._resolve(step, _Outcome.OK)
@@ -263,7 +273,7 @@ class Scheduler:
         for future in pending:
             tasks = self._in_flight.pop(future)
             if future.done() and future.exception() is None:
-                self._apply_batch(future.result())
+                self._apply_batch(tasks, future.result())
             else:
                 future.cancel()
                 lost += tasks
@@ -298,8 +308,10 @@ class Scheduler:
             step.record.error = error
         if self.first_error is None:
             self.first_error = error
-        if self.errors == "raise":
+        if self.errors == "raise" and not self._stopping:
             self._stopping = True
+            if self.setup.scratch_dir is not None:
+                request_stop(self.setup.scratch_dir)
         self._resolve(step, _Outcome.FAILED)
 
     def _resolve(self, step: Step, outcome: _Outcome) -> None:
@@ -327,9 +339,9 @@ class Scheduler:
     # -- ending ----------------------------------------------------------------------------
 
     def _abort(self, stop: KeyboardInterrupt | Terminated) -> None:
-        for future in list(self._in_flight):
+        for future, tasks in list(self._in_flight.items()):
             if future.done() and not future.cancelled() and future.exception() is None:
-                self._apply_batch(future.result())
+                self._apply_batch(tasks, future.result())
             future.cancel()
         self.backend.abort()
         how = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
@@ -357,11 +369,34 @@ def _first_stage(step: Step) -> str:
     return step.calls[0].spec.name
 
 
+def _decoded(task: ChainTask, result: ChainResult | bytes) -> ChainResult:
+    """A worker's result for ``task``, unpickled; one that cannot be read here fails its
+    own record (nothing of it can be applied)."""
+    if not isinstance(result, bytes):
+        return result
+    try:
+        decoded: ChainResult = loads(result)
+    except Exception as error:  # noqa: BLE001 - whatever breaks, it breaks this record only
+        stage_name = task.calls[-1].spec.name
+        failure = UnpicklableOutputError(
+            f"the result of record {task.record.name!r} (stages up to {stage_name!r}) cannot "
+            f"be unpickled in this process ({type(error).__name__}: {error}); the classes its "
+            "state holds must be importable here, or run with n_jobs=1",
+            record_name=task.record.name,
+            stage_name=stage_name,
+        )
+        failed = StageFailure(stage_name, failure, "", is_record_error=True)
+        return ChainResult(task.step_id, {}, [], [], None, task.record._provenance, failed, 0.0)
+    return decoded
+
+
 def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
     original = failure.exception
+    if failure.is_record_error and isinstance(original, StageFailedError):
+        return original
+    type_name = getattr(original, "type_name", type(original).__name__)
     error = StageFailedError(
-        f"stage {failure.stage_name!r} failed on record {record.name!r}: "
-        f"{type(original).__name__}: {original}",
+        f"stage {failure.stage_name!r} failed on record {record.name!r}: {type_name}: {original}",
         record_name=record.name,
         stage_name=failure.stage_name,
     )

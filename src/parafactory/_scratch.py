@@ -1,7 +1,8 @@
 """A run's scratch directory: in shared memory where there is some, removed when the run ends.
 
 Local workers leave large results (``_transfer``) and their status slots
-(``_worker_status``) here, so neither has to go through a pipe.
+(``_worker_status``) here, so neither has to go through a pipe, and read the
+run's stop flag from it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ._worker_status import create_stop_flag
+
 
 @contextlib.contextmanager
 def scratch_directory() -> Iterator[str]:
@@ -20,6 +23,7 @@ def scratch_directory() -> Iterator[str]:
     shared = Path("/dev/shm")
     base = shared if shared.is_dir() and os.access(shared, os.W_OK) else None
     directory = tempfile.mkdtemp(prefix=f"parafactory-{os.getpid()}-", dir=base)
+    create_stop_flag(directory)
     try:
         yield directory
     finally:

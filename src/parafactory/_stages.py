@@ -18,8 +18,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, SupportsIndex
 
-from ._cache import Cache, Cacher, Entry, Hit, Lazy, Miss, code_fingerprint, provenance_after
-from ._errors import StageDefinitionError, StageInputError, StageOutputError
+from ._cache import (
+    Artifact,
+    Cache,
+    Cacher,
+    Entry,
+    Hit,
+    Lazy,
+    Miss,
+    code_fingerprint,
+    provenance_after,
+)
+from ._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
 from ._parameters import combined_hash
 from ._records import OutputOf, Record, State
 
@@ -38,6 +48,7 @@ class StageSpec:
     cachers: tuple[Cacher, ...] = ()
     lazy: frozenset[str] = frozenset()
     fingerprint: str | None = None  # of the function's code, to notice stale cache entries
+    suppress_missing_inputs: bool = False  # inputs missing from the state arrive as None
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         # The decorated callable is what a module exposes under the function's name, so a
@@ -127,6 +138,11 @@ def _importable_callable(spec: StageSpec) -> Any:
     return found if spec_of(found) is spec else None
 
 
+def travels_by_value(spec: StageSpec) -> bool:
+    """Whether ``spec`` reaches workers pickled by value (with its globals), not by name."""
+    return _importable_callable(spec) is None
+
+
 def spec_of(candidate: Any) -> StageSpec | None:
     """The spec a ``@stage``/``@aggregate`` callable carries, or ``None`` for anything else."""
     spec = getattr(candidate, "spec", None)
@@ -203,6 +219,18 @@ def lookup(
     return cache.lookup(_entry(spec, record, arguments), upstream)
 
 
+def stored_artifact(
+    spec: StageSpec,
+    record: Record,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    cache: Cache,
+    output: str,
+) -> Artifact | None:
+    """The cache file a call of ``spec`` on ``record`` just stored for ``output``."""
+    return cache.stored(_entry(spec, record, arguments_digest(args, kwargs)), output)
+
+
 def take_outputs(spec: StageSpec, record: Record, found: Hit) -> None:
     """Put a cache hit's outputs, unloaded, in the record, as if the stage had run."""
     record.state.update(found.artifacts)
@@ -228,7 +256,7 @@ def _explain_recompute(spec: StageSpec, record: Record, miss: Miss, provenance: 
         logger.info("%s recomputes: %s", where, miss.reason)
         return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex)
     if miss.damaged:
-        logger.warning("%s recomputes: its cache is damaged: %s", where, miss.reason)
+        logger.warning("%s recomputes: %s", where, miss.reason)
     elif miss.reason != "new":
         logger.info("%s recomputes: its cache is stale: %s", where, miss.reason)
     return provenance
@@ -305,14 +333,11 @@ def _collect_inputs(spec: StageSpec, records: list[Record]) -> dict[str, dict[Re
         logger.warning(
             "aggregate %r leaves records out of inputs they lack: %s",
             spec.name,
-            "; ".join(f"{name!r} is missing from {_names_of(who)}" for name, who in lacking.items()),
+            "; ".join(
+                f"{name!r} is missing from {quoted_names(who)}" for name, who in lacking.items()
+            ),
         )
     return inputs
-
-
-def _names_of(names: list[str], shown: int = 10) -> str:
-    listed = ", ".join(repr(name) for name in names[:shown])
-    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, Any]:

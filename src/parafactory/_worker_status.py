@@ -15,7 +15,31 @@ from pathlib import Path
 
 _SLOT = struct.Struct("qq")
 _IDLE = -1
+_STOP_FILE = "stop"
 _slot: tuple[str, mmap.mmap] | None = None  # (scratch directory, this process's slot)
+_stop_flag: tuple[str, mmap.mmap] | None = None  # (scratch directory, the run's stop flag)
+
+
+def create_stop_flag(directory: str) -> None:
+    """In the parent, as the run starts: a one-byte flag its workers map, unset."""
+    Path(directory, _STOP_FILE).write_bytes(b"\0")
+
+
+def request_stop(directory: str) -> None:
+    """In the parent: workers start no further chain of their current batch."""
+    with open(os.path.join(directory, _STOP_FILE), "r+b") as flag:
+        flag.write(b"\1")
+
+
+def stop_requested(directory: str) -> bool:
+    """In a worker: whether the parent asked to start no further chain (a memory read)."""
+    global _stop_flag
+    if _stop_flag is None or _stop_flag[0] != directory:
+        if _stop_flag is not None:
+            _stop_flag[1].close()
+        with open(os.path.join(directory, _STOP_FILE), "rb") as flag:
+            _stop_flag = (directory, mmap.mmap(flag.fileno(), 1, access=mmap.ACCESS_READ))
+    return _stop_flag[1][0] == 1
 
 
 def mark_running(directory: str, step_id: int, position: int) -> None:

@@ -16,18 +16,19 @@ import os
 import threading
 import time
 import traceback
+import uuid
 from typing import Any, NamedTuple
-
-import cloudpickle
 
 from . import _worker_logs
 from ._cache import Artifact, Cache
-from ._errors import UnpicklableStateError
+from ._errors import UnpicklableOutputError
+from ._interrupts import Terminated
+from ._pickling import dumps, travelling_exception, why_unpicklable
 from ._plan import Call
 from ._records import Record
-from ._stages import execute
+from ._stages import execute, stored_artifact
 from ._transfer import spill_large
-from ._worker_status import mark_idle, mark_running
+from ._worker_status import mark_idle, mark_running, stop_requested
 
 
 class ChainTask(NamedTuple):
@@ -40,11 +41,16 @@ class ChainTask(NamedTuple):
 
 @dataclasses.dataclass
 class StageFailure:
-    """A stage's exception as it left the worker, with the worker's formatted traceback."""
+    """A stage's exception as it left the worker, with the worker's formatted traceback.
+
+    ``is_record_error``: the exception is already the error to give the record (one
+    parafactory raised about the record), not one a stage raised.
+    """
 
     stage_name: str
     exception: BaseException
     traceback: str
+    is_record_error: bool = False
 
 
 @dataclasses.dataclass
@@ -72,6 +78,8 @@ class WorkerSetup:
     log_level: int
     cache: Cache | None = None
     scratch_dir: str | None = None  # local workers: for large results and status slots
+    stop_at_failure: bool = False  # errors="raise": a batch starts no chain after a failure
+    pickle_results: bool = False  # results go to another process: pickle each on its own
 
 
 def travelling_copy(record: Record) -> Record:
@@ -82,29 +90,42 @@ def travelling_copy(record: Record) -> Record:
     return copy
 
 
-def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult]:
-    """Worker entry point: run each task's chain and return one result per task."""
+def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult | bytes]:
+    """Worker entry point: run each task's chain and return one result per task, in order
+    (fewer when ``errors="raise"`` stopped the batch early). Results that go back to
+    another process are pickled one by one (see ``_pickling``)."""
     if setup.log_address is not None:
         _watch_parent(setup.parent_pid)
-    results = []
+    results: list[ChainResult | bytes] = []
+    last: ChainResult | None = None
     with _worker_logs.worker_logging(
         setup.parent_pid, setup.log_address, setup.log_level
     ) as collected:
         for task in tasks:
-            result = run_chain(task, setup.cache, setup.scratch_dir)
-            result.changed = spill_large(result.changed, setup.scratch_dir)
+            if last is not None and _stopping(last, setup):
+                break  # the tasks not run get no result: the parent counts them as not run
+            last = run_chain(task, setup)
+            last.changed = spill_large(last.changed, setup.scratch_dir)
             if collected is not None:
-                result.logs = collected.drain()
-            result.logs_sent = _worker_logs.records_sent()
-            results.append(result)
+                last.logs = collected.drain()
+            last.logs_sent = _worker_logs.records_sent()
+            results.append(_encoded(last, task, setup) if setup.pickle_results else last)
             if setup.scratch_dir is not None:
                 mark_idle(setup.scratch_dir)
     return results
 
 
-def run_chain(
-    task: ChainTask, cache: Cache | None = None, scratch_dir: str | None = None
-) -> ChainResult:
+def _stopping(last: ChainResult, setup: WorkerSetup) -> bool:
+    """Whether a batch stops before its next chain: ``errors="raise"`` and a failure here
+    or, for local workers, anywhere in the run (the parent raises the stop flag)."""
+    if not setup.stop_at_failure:
+        return False
+    if last.failure is not None:
+        return True
+    return setup.scratch_dir is not None and stop_requested(setup.scratch_dir)
+
+
+def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
     """Run one chain of stages on the task's record, stopping at the first failure."""
     record = task.record
     stages_before = len(record.stages)
@@ -113,12 +134,16 @@ def run_chain(
     failure = None
     with _worker_logs.tagged(record.name):
         for position, call in enumerate(task.calls):
-            if scratch_dir is not None:
-                mark_running(scratch_dir, task.step_id, position)
+            if setup.scratch_dir is not None:
+                mark_running(setup.scratch_dir, task.step_id, position)
             try:
-                execute(call.spec, record, None, call.args, call.kwargs, cache)
-            except Exception as error:  # noqa: BLE001 - every stage failure is reported per record
-                failure = StageFailure(call.spec.name, _travelling(error), traceback.format_exc())
+                execute(call.spec, record, None, call.args, call.kwargs, setup.cache)
+            except BaseException as error:  # noqa: BLE001 - a stage's failure is its record's
+                if _stops_the_run(error, setup):
+                    raise
+                failure = StageFailure(
+                    call.spec.name, travelling_exception(error), traceback.format_exc()
+                )
                 break
     state = record.state
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})  # read from disk in this chain
@@ -139,28 +164,81 @@ def run_chain(
     )
 
 
-def _travelling(error: Exception) -> Exception:
-    """The exception itself if it can be pickled back to the parent, else a stand-in."""
+def _stops_the_run(error: BaseException, setup: WorkerSetup) -> bool:
+    """Ctrl-C and SIGTERM/SIGHUP in the parent's own process stop the run; anything a
+    stage raises in a worker (``SystemExit``, ``KeyboardInterrupt`` too) is its failure."""
+    return isinstance(error, (KeyboardInterrupt, Terminated)) and os.getpid() == setup.parent_pid
+
+
+def _encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
+    """``result`` pickled for the parent. A value that cannot be pickled goes back as its
+    cache file if its stage has a cacher; otherwise it stays here and the record fails
+    with :class:`UnpicklableOutputError` at the stage that made it."""
     try:
-        cloudpickle.dumps(error)
-    except Exception:  # noqa: BLE001 - any pickling failure means: send a stand-in
-        return RuntimeError(f"{type(error).__name__}: {error}")
-    return error
+        return dumps(result)
+    except Exception:  # noqa: BLE001 - find the culprits below, value by value
+        pass
+    culprits = {key: why_unpicklable(value) for key, value in result.changed.items()}
+    for key, error in culprits.items():
+        if error is None:
+            continue
+        stored = _stored_artifact(key, task, setup)
+        if stored is not None:
+            result.changed[key] = stored
+            continue
+        del result.changed[key]
+        if result.failure is None or not result.failure.is_record_error:
+            result.failure = _unpicklable_output(key, error, task, result)
+    if why_unpicklable(result.output) is not None:
+        result.output = None
+    return dumps(result)
 
 
-def check_travels(record: Record) -> None:
-    """Raise :class:`UnpicklableStateError` if a value written to ``record.state`` while
-    planning cannot be sent to a worker process (what stages compute is checked as it is sent).
-    """
-    for key, value in dict.items(record.state):
-        try:
-            cloudpickle.dumps(value)
-        except Exception as error:  # noqa: BLE001 - any pickling failure is reported the same way
-            raise UnpicklableStateError(
-                f"record {record.name!r} cannot be sent to a worker process: state[{key!r}] "
-                f"holds a {type(value).__name__} that cannot be pickled ({error}). Create that "
-                "value inside a stage, or run with n_jobs=1."
-            ) from error
+def _producer(key: str, task: ChainTask) -> Call | None:
+    """The last call of the chain whose stage outputs ``key``."""
+    producers = [call for call in task.calls if key in call.spec.outputs]
+    return producers[-1] if producers else None
+
+
+def _stored_artifact(key: str, task: ChainTask, setup: WorkerSetup) -> Artifact | None:
+    """The cache file this chain just wrote for output ``key``, if its stage caches it."""
+    call = _producer(key, task)
+    if call is None or setup.cache is None or not call.spec.cachers:
+        return None
+    return stored_artifact(call.spec, task.record, call.args, call.kwargs, setup.cache, key)
+
+
+def _unpicklable_output(
+    key: str, error: Exception, task: ChainTask, result: ChainResult
+) -> StageFailure:
+    call = _producer(key, task)
+    stage_name = call.spec.name if call is not None else result.stages[-1]
+    record_name = task.record.name
+    value_type = type(task.record.state.get(key)).__name__
+    failure = UnpicklableOutputError(
+        f"stage {stage_name!r} on record {record_name!r}: output {key!r} is a {value_type} "
+        f"that cannot be pickled back from the worker process ({error}). Give the stage a "
+        f"cacher for {key!r} (its file travels instead), return something picklable, or "
+        "run with n_jobs=1.",
+        record_name=record_name,
+        stage_name=stage_name,
+    )
+    _keep_stages_before(stage_name, task, result)
+    return StageFailure(stage_name, failure, "", is_record_error=True)
+
+
+def _keep_stages_before(stage_name: str, task: ChainTask, result: ChainResult) -> None:
+    """Leave out of ``result`` what ``stage_name`` and the stages after it made: the record
+    ends as if the chain had stopped there. Its provenance is then nobody's, so nothing
+    cached downstream of it can count as valid for it."""
+    if stage_name not in result.stages:
+        return
+    position = result.stages.index(stage_name)
+    for call in task.calls[position:]:
+        for output in call.spec.outputs:
+            result.changed.pop(output, None)
+    result.stages = result.stages[:position]
+    result.provenance = f"incomplete-{uuid.uuid4().hex}"
 
 
 _watching = False
