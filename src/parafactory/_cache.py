@@ -22,7 +22,7 @@ stage upstream (see :func:`provenance_after`). The file names stay
 curifactory's. Each output's size, time and checksum are kept too, so a file
 damaged after it was written counts as missing, never as a result.
 
-This module is a leaf: it imports nothing else of parafactory but its errors.
+This module is a leaf: it imports nothing else of parafactory but leaves.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import types
 import uuid
 import zlib
@@ -43,6 +44,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ._errors import CacheEntryDamagedError
+from ._leftovers import HOST, remove_dead
 
 logger = logging.getLogger("parafactory.cache")
 
@@ -322,6 +324,12 @@ class Cache:
                     os.replace(temporary, path)
         return in_state
 
+    def remove_leftovers(self) -> None:
+        """Remove temporary files that processes which died mid-write left here."""
+        removed = remove_dead(self.directory, _TEMPORARY)
+        if removed:
+            logger.info("removed %d temporary files of dead runs from %s", removed, self.directory)
+
     def stored(self, entry: Entry, output: str) -> Artifact | None:
         """The artifact of ``output`` as :meth:`store` just wrote it, unchecked (``None`` if
         it is not there): how a value that cannot be pickled leaves its worker."""
@@ -345,19 +353,26 @@ class Cache:
         return self.overwrite or stage in self.overwrite_stages
 
     def register(self, representations: dict[str, dict[str, str]]) -> None:
-        """Add ``hash -> parameters`` entries to ``params_registry.json`` in one write."""
+        """Add ``hash -> parameters`` entries to ``params_registry.json`` in one write.
+
+        A cache directory that cannot be written (read-only, a full disk) leaves the
+        registry as it is, with a warning: the registry is a convenience, not a result.
+        """
         if not representations:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / REGISTRY_FILE
-        with self._locked():  # concurrent runs add to it, never lose entries
-            try:
-                registry = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                registry = {}
-            registry.update(representations)
-            with _atomic(path) as temporary:
-                temporary.write_text(json.dumps(registry, indent=2, sort_keys=True), "utf-8")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self._locked():  # concurrent runs add to it, never lose entries
+                try:
+                    registry = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    registry = {}
+                registry.update(representations)
+                with _atomic(path) as temporary:
+                    temporary.write_text(json.dumps(registry, indent=2, sort_keys=True), "utf-8")
+        except OSError as error:
+            logger.warning("the parameters registry %s was not updated: %s", path, error)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -394,12 +409,18 @@ def _atomic(path: Path) -> Iterator[Path]:
         os.replace(temporary, path)
 
 
+# see _temporary_beside; the machine's name, as dask workers elsewhere may share the cache
+_TEMPORARY = re.compile(r"\..*\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp.*")
+
+
 @contextlib.contextmanager
 def _temporary_beside(path: Path) -> Iterator[Path]:
     """Yield a fresh temporary name beside ``path`` (same suffix, for cachers that add
-    their own); whatever is left under it when the block ends is removed."""
+        their own); whatever is left under it when the block ends is removed. The name holds
+        this machine's name and this process's id: if it dies mid-write, the next run on this
+    machine removes the file."""
     temporary = path.with_name(
-        f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
+        f".{path.stem}.{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
     )
     try:
         yield temporary

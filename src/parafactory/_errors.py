@@ -11,6 +11,7 @@
     ├── PlanError                 mistakes found in a planned run, before any work starts
     ├── StageFailedError          a stage raised; the worker's traceback is __cause__
     │   ├── WorkerDiedError       the process running a stage died
+    │   ├── StageTimeoutError     a stage ran longer than its time limit
     │   └── UnpicklableOutputError  (also an UnpicklableStateError) an output cannot
     │                             travel back from its worker
     ├── UnpicklableStateError     a value cannot travel to or from a worker
@@ -96,6 +97,24 @@ class StageFailedError(_StageContextError):
 
 class WorkerDiedError(StageFailedError):
     """The worker process running a stage died (exit code, signal, out of memory)."""
+
+
+class StageTimeoutError(StageFailedError, TimeoutError):
+    """A stage ran longer than its time limit (``timeout=`` on ``@stage``, ``map`` or
+    ``run``) and was stopped; ``limit`` is that limit in seconds."""
+
+    def __init__(self, message: str, *, record_name: str, stage_name: str, limit: float) -> None:
+        super().__init__(message, record_name=record_name, stage_name=stage_name)
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_timeout, (str(self), self.record_name, self.stage_name, self.limit))
+
+
+def _rebuild_timeout(
+    message: str, record_name: str, stage_name: str, limit: float
+) -> StageTimeoutError:
+    return StageTimeoutError(message, record_name=record_name, stage_name=stage_name, limit=limit)
 
 
 class UnpicklableStateError(ParafactoryError, TypeError):

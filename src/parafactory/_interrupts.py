@@ -1,11 +1,14 @@
-"""Signals that stop a run: SIGTERM and SIGHUP become an exception in the parent, and
-Ctrl-C is left to the parent alone."""
+"""Signals that stop a run: SIGTERM and SIGHUP become an exception in the parent, Ctrl-C
+is left to the parent alone, and a local worker dies with its parent."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 
@@ -38,15 +41,51 @@ def stop_signals_raise() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def leave_ctrl_c_to_the_parent() -> None:
-    """Worker initializer: a terminal's Ctrl-C, or a notebook's interrupt, reaches every
-    process of the group, but only the parent acts on it (it stops the run and its
-    workers itself), so a worker neither dies idle nor prints a traceback.
+def prepare_local_worker(parent_pid: int) -> None:
+    """Initializer of a local pool's workers: Ctrl-C is the parent's, and the worker dies
+    with the parent.
 
-    A handler that does nothing, rather than ``SIG_IGN``: programs a stage starts get
-    the default back when they exec, so Ctrl-C still stops them.
+    A terminal's Ctrl-C, or a notebook's interrupt, reaches every process of the group,
+    but only the parent acts on it (it stops the run and its workers itself), so a worker
+    neither dies idle nor prints a traceback. A handler that does nothing, rather than
+    ``SIG_IGN``: programs a stage starts get the default back when they exec, so Ctrl-C
+    still stops them.
     """
     signal.signal(signal.SIGINT, _ignore)
+    _die_with(parent_pid)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux), so even a worker
+    deep in a C call that holds the GIL, or idle, is gone at once; elsewhere a thread
+    checks twice a second."""
+    if not _kernel_kills_orphans():
+        threading.Thread(
+            target=_exit_when_orphaned,
+            args=(parent_pid,),
+            name="parafactory-parent-watch",
+            daemon=True,
+        ).start()
+    if os.getppid() != parent_pid:  # the parent died before the kernel was told
+        os._exit(1)
+
+
+def _kernel_kills_orphans() -> bool:
+    """Ask Linux for SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0)
+    except (OSError, AttributeError):  # not Linux, or no prctl in this libc
+        return False
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

@@ -12,21 +12,28 @@ import collections
 import logging
 import os
 import pickle
+import re
 import shutil
 import socketserver
 import struct
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
+from ._leftovers import remove_dead
+
 _CATCH_UP_SECONDS = 2.0
+_LISTENER_DIRECTORY = re.compile(r"parafactory-logs-(?P<pid>\d+)-.*")
 
 
 class LogListener:
     """Receives log records from workers on a Unix socket and re-emits them here."""
 
     def __init__(self) -> None:
-        self._directory = tempfile.mkdtemp(prefix="parafactory-logs-")
+        base = Path(tempfile.gettempdir())
+        remove_dead(base, _LISTENER_DIRECTORY)  # sockets of processes that died
+        self._directory = tempfile.mkdtemp(prefix=f"parafactory-logs-{os.getpid()}-", dir=base)
         self.address = os.path.join(self._directory, "socket")
         self._server = socketserver.ThreadingUnixStreamServer(self.address, self._handler())
         self._server.daemon_threads = True

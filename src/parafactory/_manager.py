@@ -22,13 +22,13 @@ from ._cpus import resolve_n_jobs
 from ._errors import PlanError, UnpicklableStateError
 from ._parameters import ExperimentParameters, parameters_representation
 from ._pickling import check_function_travels, check_parameters_travel, check_state_travels
-from ._plan import Plan, Planner, Step
+from ._plan import Plan, Planner
 from ._progress import Progress
 from ._records import Record, WriteOnlyState, planning
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
 from ._scratch import scratch_directory
-from ._stages import spec_of, travels_by_value
+from ._stages import check_timeout, spec_of, travels_by_value
 from ._workers import WorkerSetup
 
 Experiment = Callable[[Any, "ArtifactManager"], Any]
@@ -111,6 +111,7 @@ class ArtifactManager:
         client: Any = None,
         errors: ErrorPolicy = "raise",
         progress: bool | None = None,
+        timeout: float | None = None,
     ) -> list[Record]:
         """Run each parameter set through ``stages`` in order, records in parallel.
 
@@ -134,6 +135,7 @@ class ArtifactManager:
             client=client,
             errors=errors,
             progress=progress,
+            timeout=timeout,
         )
 
     def run(
@@ -146,12 +148,14 @@ class ArtifactManager:
         client: Any = None,
         errors: ErrorPolicy = "raise",
         progress: bool | None = None,
+        timeout: float | None = None,
     ) -> list[Record]:
         """Plan ``experiment(param_sets, manager)``, then run its stages in parallel.
 
         The experiment is called once with stage calls recorded, not executed; each
         record's chain of stages then runs in a worker and aggregates run here as soon
         as what they read is ready. Returns every record the experiment created.
+        ``timeout`` (seconds) stops any stage that runs longer (as a stage's own does).
 
         >>> def experiment(param_sets, manager):
         ...     for p in param_sets:
@@ -160,34 +164,54 @@ class ArtifactManager:
         >>> records = manager.run(experiment, param_sets, n_jobs=4)
         """
         _check_run_arguments(experiment, errors)
+        timeout = check_timeout("run()", timeout)
         pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
         plan = self._plan(experiment, param_sets)
         if pool.pickles_tasks:
             self._check_travels(plan)
         self._register_params(plan.records)
         total = len({id(step.record) for step in plan.steps})
-        self._schedule(
-            plan.steps, pool, errors, Progress(total, enabled=progress, description=self.name)
-        )
+        progress_display = Progress(total, enabled=progress, description=self.name)
+        self._schedule(plan, pool, errors, progress_display, timeout)
         return plan.records
 
     def _schedule(
-        self, steps: list[Step], pool: Backend, errors: ErrorPolicy, progress: Progress
+        self,
+        plan: Plan,
+        pool: Backend,
+        errors: ErrorPolicy,
+        progress: Progress,
+        timeout: float | None,
     ) -> None:
-        """Run the planned steps on ``pool``, with the log channel and spill directory it needs."""
+        """Run the planned steps on ``pool``, with the log channel and spill directory it
+        needs; temporary files that dead processes left in the cache go before and after."""
         listener = _log_listener.log_listener() if pool.same_machine else None
+        cache = self.cache
         with contextlib.ExitStack() as stack:
+            if cache is not None:
+                cache.remove_leftovers()
+                stack.callback(cache.remove_leftovers)  # writers killed by an interrupt
             scratch_dir = stack.enter_context(scratch_directory()) if pool.same_machine else None
             setup = WorkerSetup(
                 parent_pid=os.getpid(),
                 log_address=listener.address if listener is not None else None,
                 log_level=self.log_level,
-                cache=self.cache,
+                cache=cache,
                 scratch_dir=scratch_dir,
                 stop_at_failure=errors == "raise",
                 pickle_results=pool.pickles_tasks,
+                timeout=timeout,
             )
-            Scheduler(steps, pool, errors=errors, progress=progress, setup=setup).run()
+            limited = timeout is not None or any(spec.timeout for spec in plan.stages)
+            scheduler = Scheduler(
+                plan.steps,
+                pool,
+                errors=errors,
+                progress=progress,
+                setup=setup,
+                time_limited=limited,
+            )
+            scheduler.run()
 
     def _plan(self, experiment: Experiment, param_sets: Any) -> Plan:
         """Call the experiment in planning mode; return the records it made and its steps.

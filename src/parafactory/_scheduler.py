@@ -17,9 +17,12 @@ SIGHUP stop the workers and keep every finished record's state.
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
 import logging
 import math
+import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Literal
@@ -27,15 +30,16 @@ from typing import Any, Literal
 from . import _log_listener, _report, _worker_logs
 from ._backends import Backend
 from ._cache import Hit
-from ._errors import StageFailedError, UnpicklableOutputError, WorkerDiedError
+from ._errors import StageFailedError, StageTimeoutError, UnpicklableOutputError, WorkerDiedError
 from ._interrupts import Terminated, stop_signals_raise
 from ._pickling import loads
 from ._plan import Step
 from ._progress import Progress
 from ._records import Record
 from ._stages import arguments_digest, execute, lookup, take_outputs
+from ._timeouts import KILL_GRACE_SECONDS, effective_limit
 from ._transfer import unspill
-from ._worker_status import request_stop, running_steps
+from ._worker_status import RETIRED, request_stop, running_stages, running_steps
 from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
 
 logger = logging.getLogger("parafactory")
@@ -71,8 +75,10 @@ class Scheduler:
         errors: ErrorPolicy,
         progress: Progress,
         setup: WorkerSetup,
+        time_limited: bool = False,
     ) -> None:
         self.steps = steps
+        self.time_limited = time_limited  # some stage has a time limit: watch the workers
         self.backend = backend
         self.errors = errors
         self.progress = progress
@@ -90,6 +96,7 @@ class Scheduler:
         self._in_flight: dict[Future[Any], list[ChainTask]] = {}
         self._seconds_per_chain: float | None = None
         self._stopping = False
+        self._overdue: dict[int, StageTimeoutError] = {}  # steps whose worker was killed
         for step in steps:
             if not step.needs:
                 self._make_ready(step)
@@ -186,6 +193,29 @@ class Scheduler:
         for future in done:
             if future in self._in_flight:  # else: handled while draining a broken pool
                 self._settle(future)
+        if self.time_limited and self.setup.scratch_dir is not None:
+            self._stop_overdue(self.setup.scratch_dir)
+
+    def _stop_overdue(self, scratch_dir: str) -> None:
+        """Kill a local worker whose stage overran its time limit and did not stop by
+        itself (stuck in C code): its record fails, the others are retried elsewhere."""
+        for running in running_stages(scratch_dir):
+            step = self.steps[running.step_id]
+            spec = step.calls[min(running.position, len(step.calls) - 1)].spec
+            limit = effective_limit(spec.timeout, self.setup.timeout)
+            if limit is None or running.seconds < limit + KILL_GRACE_SECONDS:
+                continue
+            if running.step_id in self._overdue:
+                continue
+            self._overdue[running.step_id] = StageTimeoutError(
+                f"stage {spec.name!r} on record {step.record.name!r} ran longer than its time "
+                f"limit of {limit:g} s and did not stop, so its worker was killed",
+                record_name=step.record.name,
+                stage_name=spec.name,
+                limit=limit,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running.pid, signal.SIGKILL)
 
     def _settle(self, future: Future[Any]) -> None:
         """Apply a finished task's results, or deal with its loss."""
@@ -242,6 +272,7 @@ class Scheduler:
                         call.args,
                         call.kwargs,
                         self.setup.cache,
+                        self.setup.timeout,
                     )
             except (KeyboardInterrupt, Terminated):
                 raise
@@ -284,10 +315,17 @@ class Scheduler:
         ids = [task.step_id for task in tasks]
         scratch = self.setup.scratch_dir
         running = running_steps(scratch) if scratch is not None else {}
-        suspects = {i for i in ids if i in running} or set(ids)
+        explained = {i for i in ids if i in self._overdue or running.get(i) == RETIRED}
+        if explained:  # a worker killed for its time limit, or one that retired
+            suspects: set[int] = set()
+        else:  # each stage a dead worker was running; if unknown, every task
+            suspects = {i for i in ids if i in running} or set(ids)
         for step_id in ids:
             step = self.steps[step_id]
             position = running.get(step_id, 0)
+            if step_id in self._overdue:
+                self._fail(step, self._overdue.pop(step_id))
+                continue
             if step_id not in suspects:
                 self._ready_chains.appendleft(step)
                 continue
@@ -391,8 +429,15 @@ def _decoded(task: ChainTask, result: ChainResult | bytes) -> ChainResult:
 
 
 def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
+    """The error a failed record gets: the stage's exception wrapped, naming record and
+    stage, with the worker's traceback; or, when parafactory already made that error
+    about this record (a time limit, an output that cannot travel), that error itself."""
     original = failure.exception
-    if failure.is_record_error and isinstance(original, StageFailedError):
+    if isinstance(original, StageFailedError) and (
+        failure.is_record_error or isinstance(original, StageTimeoutError)
+    ):
+        if failure.traceback:
+            original.__cause__ = _RemoteTraceback(failure.traceback)
         return original
     type_name = getattr(original, "type_name", type(original).__name__)
     error = StageFailedError(

@@ -16,7 +16,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, SupportsIndex
+from typing import Any, NamedTuple, SupportsIndex
 
 from ._cache import (
     Artifact,
@@ -32,6 +32,7 @@ from ._cache import (
 from ._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
 from ._parameters import combined_hash
 from ._records import OutputOf, Record, State
+from ._timeouts import effective_limit, time_limit
 
 logger = logging.getLogger("parafactory")
 
@@ -49,6 +50,7 @@ class StageSpec:
     lazy: frozenset[str] = frozenset()
     fingerprint: str | None = None  # of the function's code, to notice stale cache entries
     suppress_missing_inputs: bool = False  # inputs missing from the state arrive as None
+    timeout: float | None = None  # seconds a call may run before it is stopped
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         # The decorated callable is what a module exposes under the function's name, so a
@@ -64,23 +66,28 @@ def stage(
     inputs: Sequence[str] | None = None,
     outputs: Sequence[str | Lazy] | None = None,
     cachers: Sequence[Cacher | type[Cacher]] | None = None,
+    suppress_missing_inputs: bool = False,
     *,
     check_code: bool = True,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
     """Make ``fn(record, **inputs)`` a stage: inputs come from ``record.state``, the
     return value is stored there under ``outputs``, and the record is returned.
 
     With ``cachers`` (one per output) outputs are saved to the manager's cache and a
     later run skips the stage; ``Lazy("name")`` outputs stay on disk until read. A
-    cache entry made by other code (``check_code``) is recomputed.
+    cache entry made by other code (``check_code``) is recomputed. With
+    ``suppress_missing_inputs`` an input missing from the state arrives as ``None``.
+    ``timeout`` (seconds) stops a call that runs longer with :class:`StageTimeoutError`.
 
     >>> @stage(inputs=["initial_value"], outputs=["final_value"])
     ... def multiply_again(record, initial_value):
     ...     return initial_value * record.params.some_scalar_multiplier
     """
+    options = _Options(inputs, outputs, cachers, suppress_missing_inputs, check_code, timeout)
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Record]:
-        spec = _make_spec(function, inputs, outputs, cachers, check_code, is_aggregate=False)
+        spec = _make_spec(function, options, is_aggregate=False)
 
         @functools.wraps(function)
         def call_stage(record: Record, *args: Any, **kwargs: Any) -> Record:
@@ -98,21 +105,24 @@ def aggregate(
     cachers: Sequence[Cacher | type[Cacher]] | None = None,
     *,
     check_code: bool = True,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Record]]:
     """Make ``fn(record, records, **inputs)`` an aggregate stage over several records.
 
     Each input arrives as a ``dict[Record, value]`` over the records whose state
     has it; a record lacking it is left out with a warning. ``records=None``
-    means every other record of the manager.
+    means, inside ``manager.run``, the records that experiment created, and
+    called eagerly every other record of the manager.
 
     >>> @aggregate(inputs=["final_value"], outputs=["maximum_value"])
     ... def find_maximum(record, records, final_value):
     ...     return max(final_value.values())
     >>> find_maximum(Record(manager, None))
     """
+    options = _Options(inputs, outputs, cachers, False, check_code, timeout)
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Record]:
-        spec = _make_spec(function, inputs, outputs, cachers, check_code, is_aggregate=True)
+        spec = _make_spec(function, options, is_aggregate=True)
 
         @functools.wraps(function)
         def call_aggregate(
@@ -124,6 +134,17 @@ def aggregate(
         return call_aggregate
 
     return decorate
+
+
+class _Options(NamedTuple):
+    """What ``@stage``/``@aggregate`` were given, before it is checked."""
+
+    inputs: Sequence[str] | None
+    outputs: Sequence[str | Lazy] | None
+    cachers: Sequence[Cacher | type[Cacher]] | None
+    suppress_missing_inputs: bool
+    check_code: bool
+    timeout: float | None
 
 
 def _importable_callable(spec: StageSpec) -> Any:
@@ -156,12 +177,13 @@ def execute(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     cache: Cache | None = None,
+    timeout: float | None = None,
 ) -> Record:
     """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``.
 
     With a ``cache``, a stage whose outputs are cached, by the same code from the same
     upstream state, is not run: its outputs enter the state unloaded, and load when
-    something reads them.
+    something reads them. ``timeout`` (seconds) limits the call, with the stage's own.
     """
     group = list(records) if records is not None else []
     if spec.is_aggregate:
@@ -184,7 +206,12 @@ def execute(
     else:
         leading = (record,)
         inputs = {name: _read_input(spec, record, name) for name in spec.inputs}
-    result = spec.function(*leading, *args, **inputs, **kwargs)
+    limit = effective_limit(spec.timeout, timeout)
+    if limit is None:
+        result = spec.function(*leading, *args, **inputs, **kwargs)
+    else:
+        with time_limit(limit, record.name, spec.name):
+            result = spec.function(*leading, *args, **inputs, **kwargs)
     values = _output_values(spec, record, result)
     if cache is not None and spec.cachers:
         values = cache.store(_entry(spec, record, arguments), values, upstream, provenance)
@@ -357,34 +384,38 @@ def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, An
     return dict(zip(spec.outputs, result, strict=True))
 
 
-def _make_spec(
-    function: Callable[..., Any],
-    inputs: Sequence[str] | None,
-    outputs: Sequence[str | Lazy] | None,
-    cachers: Sequence[Cacher | type[Cacher]] | None,
-    check_code: bool,
-    *,
-    is_aggregate: bool,
-) -> StageSpec:
+def _make_spec(function: Callable[..., Any], options: _Options, *, is_aggregate: bool) -> StageSpec:
     kind = "aggregate" if is_aggregate else "stage"
     name = getattr(function, "__name__", None)
     if not callable(function) or name is None:
         raise StageDefinitionError(f"@{kind} decorates a named function, got {function!r}")
+    outputs = options.outputs
     declared = list(outputs or [])
     lazy = frozenset(output.name for output in declared if isinstance(output, Lazy))
     names = [output.name if isinstance(output, Lazy) else output for output in declared]
     spec = StageSpec(
         name=name,
         function=function,
-        inputs=_names(kind, name, "inputs", inputs),
+        inputs=_names(kind, name, "inputs", options.inputs),
         outputs=_names(kind, name, "outputs", names if outputs is not None else None),
         is_aggregate=is_aggregate,
-        cachers=_check_cachers(kind, name, cachers, len(names), lazy),
+        cachers=_check_cachers(kind, name, options.cachers, len(names), lazy),
         lazy=lazy,
-        fingerprint=code_fingerprint(function) if check_code else None,
+        fingerprint=code_fingerprint(function) if options.check_code else None,
+        suppress_missing_inputs=options.suppress_missing_inputs,
+        timeout=check_timeout(f"@{kind} {name!r}", options.timeout),
     )
     _check_signature(spec, kind)
     return spec
+
+
+def check_timeout(owner: str, timeout: Any) -> float | None:
+    """A time limit in seconds: ``None``, or a positive number."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"{owner}: timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
 
 
 def _check_cachers(

@@ -5,11 +5,12 @@ bytes (default 1 MiB) is written by the worker with :func:`joblib.dump` into
 a per-run directory in shared memory (``/dev/shm``, else the temporary
 directory: see ``_scratch``) and opened memory-mapped (copy-on-write) by the
 parent, so it is neither pickled through a pipe nor copied into the parent's
-heap.
+heap. When that filesystem has no room for it, the value goes through the pipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import uuid
@@ -47,13 +48,31 @@ def _load_spilled(path: str) -> Any:
 
 
 def _spill(value: Any, directory: str) -> Any:
-    if _array_bytes(value) < SPILL_BYTES:
+    """``value`` left in a file of ``directory`` for the parent, or ``value`` itself (it then
+    goes through the pipe) when it is small or the directory's filesystem has no room."""
+    size = _array_bytes(value)
+    if size < SPILL_BYTES or not _has_room(directory, size):
         return value
     import joblib
 
     path = os.path.join(directory, f"{uuid.uuid4().hex}.joblib")
-    joblib.dump(value, path)
+    try:
+        joblib.dump(value, path)
+    except OSError:  # full after all (another worker got there first): the pipe it is
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return value
     return Spilled(path)
+
+
+def _has_room(directory: str, size: int) -> bool:
+    """Whether ``size`` bytes, and as much again spare, fit in ``directory``'s filesystem
+    (shared memory is often small: 64 MB by default in a Docker container)."""
+    try:
+        status = os.statvfs(directory)
+    except OSError:
+        return False
+    return status.f_bavail * status.f_frsize >= 2 * size
 
 
 def _array_bytes(value: Any, depth: int = 0) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
 import traceback
 import uuid
@@ -23,12 +22,13 @@ from . import _worker_logs
 from ._cache import Artifact, Cache
 from ._errors import UnpicklableOutputError
 from ._interrupts import Terminated
+from ._isolation import must_retire, put_back, watch_this_worker
 from ._pickling import dumps, travelling_exception, why_unpicklable
 from ._plan import Call
 from ._records import Record
 from ._stages import execute, stored_artifact
 from ._transfer import spill_large
-from ._worker_status import mark_idle, mark_running, stop_requested
+from ._worker_status import mark_idle, mark_retired, mark_running, stop_requested
 
 
 class ChainTask(NamedTuple):
@@ -80,6 +80,7 @@ class WorkerSetup:
     scratch_dir: str | None = None  # local workers: for large results and status slots
     stop_at_failure: bool = False  # errors="raise": a batch starts no chain after a failure
     pickle_results: bool = False  # results go to another process: pickle each on its own
+    timeout: float | None = None  # seconds any stage may run (the tighter of it and its own)
 
 
 def travelling_copy(record: Record) -> Record:
@@ -94,8 +95,9 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult |
     """Worker entry point: run each task's chain and return one result per task, in order
     (fewer when ``errors="raise"`` stopped the batch early). Results that go back to
     another process are pickled one by one (see ``_pickling``)."""
-    if setup.log_address is not None:
-        _watch_parent(setup.parent_pid)
+    local_worker = setup.scratch_dir is not None and os.getpid() != setup.parent_pid
+    if local_worker:
+        _isolate_records(tasks, setup)
     results: list[ChainResult | bytes] = []
     last: ChainResult | None = None
     with _worker_logs.worker_logging(
@@ -105,6 +107,8 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult |
             if last is not None and _stopping(last, setup):
                 break  # the tasks not run get no result: the parent counts them as not run
             last = run_chain(task, setup)
+            if local_worker:
+                put_back(task.record.name)
             last.changed = spill_large(last.changed, setup.scratch_dir)
             if collected is not None:
                 last.logs = collected.drain()
@@ -113,6 +117,16 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult |
             if setup.scratch_dir is not None:
                 mark_idle(setup.scratch_dir)
     return results
+
+
+def _isolate_records(tasks: list[ChainTask], setup: WorkerSetup) -> None:
+    """In a reused local worker: watch what stages change, and retire (exit before
+    running anything) if an earlier record left it in a state it cannot undo."""
+    assert setup.scratch_dir is not None
+    if must_retire():
+        mark_retired(setup.scratch_dir, tasks[0].step_id)
+        os._exit(0)
+    watch_this_worker()
 
 
 def _stopping(last: ChainResult, setup: WorkerSetup) -> bool:
@@ -137,7 +151,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
             if setup.scratch_dir is not None:
                 mark_running(setup.scratch_dir, task.step_id, position)
             try:
-                execute(call.spec, record, None, call.args, call.kwargs, setup.cache)
+                execute(call.spec, record, None, call.args, call.kwargs, setup.cache, setup.timeout)
             except BaseException as error:  # noqa: BLE001 - a stage's failure is its record's
                 if _stops_the_run(error, setup):
                     raise
@@ -239,21 +253,3 @@ def _keep_stages_before(stage_name: str, task: ChainTask, result: ChainResult) -
             result.changed.pop(output, None)
     result.stages = result.stages[:position]
     result.provenance = f"incomplete-{uuid.uuid4().hex}"
-
-
-_watching = False
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit this worker soon after its parent dies, even in the middle of a stage; once."""
-    global _watching
-    if _watching or os.getppid() != parent_pid:
-        return
-    _watching = True
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parafactory-parent-watch", daemon=True).start()

@@ -21,7 +21,7 @@ from loky import get_reusable_executor
 from loky.process_executor import TerminatedWorkerError
 
 from .._cpus import thread_limits, usable_cpu_count
-from .._interrupts import leave_ctrl_c_to_the_parent
+from .._interrupts import prepare_local_worker
 from ._base import Backend
 
 _IDLE_WORKER_SECONDS = 300
@@ -52,7 +52,8 @@ class LokyBackend(Backend):
             max_workers=self.workers,
             timeout=_IDLE_WORKER_SECONDS,
             env=self._env,
-            initializer=leave_ctrl_c_to_the_parent,
+            initializer=prepare_local_worker,
+            initargs=(os.getpid(),),
             reuse="auto" if not stale else False,
             kill_workers=stale,
         )
