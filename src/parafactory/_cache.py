@@ -358,9 +358,9 @@ class Cache:
         A cache directory that cannot be written (read-only, a full disk) leaves the
         registry as it is, with a warning: the registry is a convenience, not a result.
         """
-        if not representations:
-            return
         path = self.directory / REGISTRY_FILE
+        if not representations or _holds(path, representations):
+            return  # nothing new: a rerun, or a read-only cache, writes nothing
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             with self._locked():  # concurrent runs add to it, never lose entries
@@ -386,6 +386,17 @@ class Cache:
 
     def _meta_path(self, entry: Entry) -> Path:
         return self.directory / f"{self.prefix}_{entry.record_hash}_{entry.stage}.meta.json"
+
+
+def _holds(path: Path, representations: dict[str, dict[str, str]]) -> bool:
+    """Whether the registry at ``path`` already has these entries, as they are."""
+    try:
+        registry = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(registry, dict) and all(
+        registry.get(key) == value for key, value in representations.items()
+    )
 
 
 def _stamp_of(path: Path) -> Stamp:

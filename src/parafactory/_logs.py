@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ._bounded import BoundedFormatter
+
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 _CONSOLE_FORMAT = "[%(levelname)s] %(message)s"
 
@@ -30,7 +32,7 @@ def show_on_console(level: int) -> None:
     handler = next((h for h in root.handlers if isinstance(h, _ConsoleHandler)), None)
     if handler is None:
         handler = _ConsoleHandler()
-        handler.setFormatter(logging.Formatter(_CONSOLE_FORMAT))
+        handler.setFormatter(BoundedFormatter(_CONSOLE_FORMAT))
         root.addHandler(handler)
     handler.setLevel(min(handler.level or level, level))
 
@@ -39,7 +41,7 @@ def write_to_file(path: Path, level: int) -> logging.Handler:
     """Copy log records of ``level`` and above into ``path`` until :func:`stop_writing`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(BoundedFormatter(FORMAT))
     handler.setLevel(level)
     _lower_root_level(level)
     logging.getLogger().addHandler(handler)

@@ -71,6 +71,7 @@ class ArtifactManager:
         self.cache_dir = Path(root, cache_dir or "data/cache")
         self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
+        self._registered: set[str] = set()  # parameter hashes already in the registry
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
         self.reference = f"{name}_{self.run_number}_{self.timestamp:%Y-%m-%d-T%H%M%S}"
@@ -272,15 +273,18 @@ class ArtifactManager:
         return path
 
     def _register_params(self, records: Sequence[Record]) -> None:
-        """Record the parameter sets of ``records`` in the cache's registry, in one write."""
-        if self.cache is not None:
-            self.cache.register(
-                {
-                    r.params.hash: parameters_representation(r.params)
-                    for r in records
-                    if r.params and r.params.hash
-                }
-            )
+        """Record the parameter sets of ``records`` in the cache's registry, in one write
+        (those this manager registered already are not written again)."""
+        cache = self.cache
+        if cache is None:
+            return
+        new = {
+            r.params.hash: parameters_representation(r.params)
+            for r in records
+            if r.params and r.params.hash and r.params.hash not in self._registered
+        }
+        cache.register(new)
+        self._registered.update(new)
 
     def close(self) -> None:
         """Register this run's parameter sets and stop writing its log file."""

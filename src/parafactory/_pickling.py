@@ -17,6 +17,7 @@ from typing import Any
 
 import cloudpickle
 
+from ._bounded import TEXT_LIMIT, bounded
 from ._errors import UnpicklableStateError
 
 _PLAIN = (int, float, str, bool, bytes, type(None))
@@ -59,11 +60,15 @@ class ForeignException(Exception):
 
 
 def travelling_exception(error: BaseException) -> BaseException:
-    """``error`` itself if it survives a round trip through pickle, else a stand-in."""
+    """``error`` itself if it survives a round trip through pickle and its message is not
+    huge, else a stand-in with its type name and its message (bounded)."""
+    message = str(error)
+    if len(message) > TEXT_LIMIT:
+        return ForeignException(type(error).__qualname__, bounded(message))
     try:
         loads(dumps(error))
     except Exception:  # noqa: BLE001 - any failure either way means: send a stand-in
-        return ForeignException(type(error).__qualname__, str(error))
+        return ForeignException(type(error).__qualname__, message)
     return error
 
 

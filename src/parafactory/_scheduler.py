@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from . import _log_listener, _report, _worker_logs
 from ._backends import Backend
+from ._bounded import bounded
 from ._cache import Hit
 from ._errors import StageFailedError, StageTimeoutError, UnpicklableOutputError, WorkerDiedError
 from ._interrupts import Terminated, stop_signals_raise
@@ -440,8 +441,9 @@ def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
             original.__cause__ = _RemoteTraceback(failure.traceback)
         return original
     type_name = getattr(original, "type_name", type(original).__name__)
+    message = f"stage {failure.stage_name!r} failed on record {record.name!r}: {type_name}"
     error = StageFailedError(
-        f"stage {failure.stage_name!r} failed on record {record.name!r}: {type_name}: {original}",
+        bounded(f"{message}: {original}"),
         record_name=record.name,
         stage_name=failure.stage_name,
     )

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from ._bounded import BoundMessages
+
 _current_record: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "parafactory_record", default=None
 )
@@ -59,6 +61,7 @@ def tagged(record_name: str) -> Iterator[None]:
 _socket_handler: _CountingSocketHandler | None = None
 _print_stream: _LineLogger | None = None  # stdout of a worker while it runs stages
 _print_logger = logging.getLogger("parafactory.print")
+_BOUND = BoundMessages()
 
 
 class _Collector(logging.Handler):
@@ -95,6 +98,7 @@ def worker_logging(parent_pid: int, address: str | None, level: int) -> Iterator
         _connect(address)
     else:
         collector = _Collector()
+        collector.addFilter(_BOUND)
         logging.getLogger().addHandler(collector)
     try:
         with _prints_as_logs():
@@ -128,6 +132,7 @@ def _connect(address: str) -> None:
         root.removeHandler(_socket_handler)
         _socket_handler.close()
     _socket_handler = _CountingSocketHandler(address, None)
+    _socket_handler.addFilter(_BOUND)  # a huge line is cut here, not carried to the parent
     root.addHandler(_socket_handler)
 
 

@@ -19,6 +19,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from . import _worker_logs
+from ._bounded import bounded
 from ._cache import Artifact, Cache
 from ._errors import UnpicklableOutputError
 from ._interrupts import Terminated
@@ -156,7 +157,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
                 if _stops_the_run(error, setup):
                     raise
                 failure = StageFailure(
-                    call.spec.name, travelling_exception(error), traceback.format_exc()
+                    call.spec.name, travelling_exception(error), bounded(traceback.format_exc())
                 )
                 break
     state = record.state

@@ -44,6 +44,7 @@ class LokyBackend(Backend):
         super().__init__(self._executor())
 
     def _executor(self) -> Any:
+        _start_resource_trackers_deaf_to_hangup()
         global _code_version_of_pool
         code_version = _loaded_code_version()
         stale = code_version != _code_version_of_pool
@@ -70,6 +71,28 @@ class LokyBackend(Backend):
     def abort(self) -> None:
         pool: Any = self.executor
         pool.shutdown(wait=True, kill_workers=True)
+
+
+def _start_resource_trackers_deaf_to_hangup() -> None:
+    """Start loky's and multiprocessing's resource trackers (the helper processes a pool
+    needs) with SIGHUP blocked, if they are not running yet.
+
+    They ignore SIGINT and SIGTERM but not SIGHUP: a terminal closing, or a hangup sent
+    to the process group, killed them and loky printed a warning and a traceback per
+    semaphore. A blocked signal mask is inherited through ``exec``, and the trackers
+    never unblock SIGHUP. (``ensure_running`` is what loky calls itself as it starts a
+    worker; calling it first only decides the mask the trackers start with.)
+    """
+    from multiprocessing import resource_tracker as multiprocessing_tracker
+
+    from loky.backend import resource_tracker as loky_tracker
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        loky_tracker.ensure_running()
+        multiprocessing_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def describe_exit(code: int) -> str:
