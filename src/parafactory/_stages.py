@@ -390,6 +390,8 @@ def _make_spec(function: Callable[..., Any], options: _Options, *, is_aggregate:
     if not callable(function) or name is None:
         raise StageDefinitionError(f"@{kind} decorates a named function, got {function!r}")
     outputs = options.outputs
+    if isinstance(outputs, str):  # list("result") would be six outputs
+        _names(kind, name, "outputs", outputs)
     declared = list(outputs or [])
     lazy = frozenset(output.name for output in declared if isinstance(output, Lazy))
     names = [output.name if isinstance(output, Lazy) else output for output in declared]
