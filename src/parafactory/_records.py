@@ -119,7 +119,7 @@ class Record:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Only what a worker needs travels: never the manager, the planner or other records.
-        state = dict.copy(self.state) if isinstance(self.state, dict) else self.state
+        state = dict(dict.items(self.state)) if isinstance(self.state, dict) else self.state
         return (
             _rebuilt_record,
             (
@@ -244,7 +244,7 @@ class State(dict[Any, Any]):
 
     def copy(self) -> State:
         """A shallow copy; what is still on disk stays unloaded in it until read."""
-        return State(dict.copy(self))
+        return State(dict(dict.items(self)))
 
     def __or__(self, other: Any) -> State:
         if not isinstance(other, dict):
@@ -274,7 +274,7 @@ class State(dict[Any, Any]):
     __hash__ = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (State, (dict.copy(self),))  # artifacts travel unloaded
+        return (State, (dict(dict.items(self)),))  # artifacts travel unloaded
 
     def __repr__(self) -> str:
         return repr({key: self._shown(key) for key in self})
