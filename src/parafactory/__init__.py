@@ -3,7 +3,7 @@
 >>> from parafactory import ArtifactManager, ExperimentParameters, Record, stage, aggregate
 """
 
-from ._cache import Cacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
+from ._cache import Cacher, FileReferenceCacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
 from ._errors import (
     BackendUnavailableError,
     CacheEntryDamagedError,
@@ -21,7 +21,7 @@ from ._errors import (
     WorkerDiedError,
 )
 from ._manager import ArtifactManager
-from ._parameters import ExperimentParameters
+from ._parameters import ExperimentParameters, set_hash_functions
 from ._records import Record
 from ._stages import aggregate, stage
 
@@ -31,6 +31,7 @@ __all__ = [
     "CacheEntryDamagedError",
     "Cacher",
     "ExperimentParameters",
+    "FileReferenceCacher",
     "JoblibCacher",
     "JsonCacher",
     "Lazy",
@@ -49,6 +50,7 @@ __all__ = [
     "UnpicklableStateError",
     "WorkerDiedError",
     "aggregate",
+    "set_hash_functions",
     "stage",
 ]
 __version__ = "0.1.0"

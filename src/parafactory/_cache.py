@@ -67,6 +67,11 @@ class Cacher:
         """Read back what :meth:`save` wrote."""
         raise NotImplementedError
 
+    def problem_with(self, path: Path) -> str | None:
+        """Why the output saved at ``path`` cannot be used, beyond its own file having
+        changed (checked by the cache), or ``None``; e.g. files it refers to are gone."""
+        return None
+
     def path(self, directory: Path, prefix: str, record_hash: str, stage: str, output: str) -> Path:
         """Where this output's file lives: ``{prefix}_{hash}_{stage}_{output}.{ext}``."""
         return directory / f"{prefix}_{record_hash}_{stage}_{output}.{self.extension}"
@@ -112,6 +117,40 @@ class JoblibCacher(Cacher):
         import joblib
 
         return joblib.load(path, mmap_mode="r")
+
+
+class FileReferenceCacher(Cacher):
+    """Paths to files a stage wrote itself (see ``record.get_path``/``get_dir``), one or a
+    list, saved as JSON; the entry counts only while every file it names exists
+    (curifactory's ``FileReferenceCacher``).
+
+    >>> @stage(outputs=["model_path"], cachers=[FileReferenceCacher()])
+    ... def train(record):
+    ...     path = record.get_path("model.bin")
+    ...     ...
+    ...     return path
+    """
+
+    extension = "json"
+
+    def save(self, obj: Any, path: Path) -> None:
+        paths = [str(item) for item in obj] if isinstance(obj, (list, tuple)) else str(obj)
+        path.write_text(json.dumps(paths, indent=4), encoding="utf-8")
+
+    def load(self, path: Path) -> Any:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def problem_with(self, path: Path) -> str | None:
+        try:
+            listed = self.load(path)
+        except (OSError, ValueError) as error:
+            return f"its list of files is unreadable ({error})"
+        missing = [
+            item
+            for item in ([listed] if isinstance(listed, str) else listed)
+            if not os.path.exists(item)
+        ]
+        return f"files it refers to are gone: {missing[:3]}" if missing else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,21 +292,19 @@ class Cache:
 
     def lookup(self, entry: Entry, upstream: str) -> Hit | Miss:
         """The entry's outputs, unloaded, if they were made by the same code from the same
-        upstream state (``upstream`` provenance) and their files are whole; else why not."""
+        upstream state (``upstream`` provenance) and their files are whole; else why not.
+        An entry curifactory wrote (no metadata of ours) is adopted as it is."""
         meta_path = self._meta_path(entry)
         try:
             stored = json.loads(meta_path.read_text(encoding="utf-8"))
             files = stored["outputs"]
         except FileNotFoundError:
-            return Miss("new")
+            return self._adopt(entry, upstream)
         except (OSError, ValueError, KeyError, TypeError) as error:
             return Miss(f"its metadata file {meta_path} is damaged ({error})", damaged=True)
-        if entry.code is not None and stored.get("code") != entry.code:
-            return Miss("its code changed")
-        if stored.get("upstream") != upstream:
-            return Miss("an upstream stage changed")
-        if stored.get("arguments", "") != entry.arguments:
-            return Miss("it was called with other arguments")
+        stale = _staleness(entry, stored, upstream)
+        if stale is not None:
+            return Miss(stale)
         found = {}
         for output, cacher in zip(entry.outputs, entry.cachers, strict=True):
             path = self._path(entry, output, cacher)
@@ -275,13 +312,42 @@ class Cache:
                 stamp = Stamp(*files[output])
             except (KeyError, TypeError):
                 return Miss(f"its metadata file {meta_path} does not list output {output!r}")
-            problem = stamp.problem_with(path)
+            problem = stamp.problem_with(path) or cacher.problem_with(path)
             if problem is not None:
                 return Miss(f"its file {path} is damaged ({problem})", damaged=True)
             found[output] = Artifact(
                 path, cacher, output in entry.lazy, entry.stage, stamp, meta_path
             )
         return Hit(found, str(stored.get("provenance")))
+
+    def _adopt(self, entry: Entry, upstream: str) -> Hit | Miss:
+        """Outputs curifactory cached (each file with its ``_metadata.json``) are taken as
+        they are: their code cannot be checked. Metadata of ours is written for them, so
+        from now on they are checked like any entry."""
+        paths = {
+            output: self._path(entry, output, cacher)
+            for output, cacher in zip(entry.outputs, entry.cachers, strict=True)
+        }
+        if not all(_curifactory_wrote(path) for path in paths.values()):
+            return Miss("new")
+        logger.info(
+            "stage %r for %s: outputs adopted from a curifactory cache, as they are (their "
+            "code is unchecked: overwrite this stage if it changed since)",
+            entry.stage,
+            entry.record_hash,
+        )
+        provenance = provenance_after(upstream, entry.stage, entry.code, entry.arguments)
+        stamps = {output: _stamp_of(path) for output, path in paths.items()}
+        with contextlib.suppress(OSError):  # a read-only cache adopts again next time
+            self._write_meta(entry, stamps, upstream, provenance)
+        meta_path = self._meta_path(entry)
+        found = {
+            output: Artifact(
+                path, cacher, output in entry.lazy, entry.stage, stamps[output], meta_path
+            )
+            for (output, path), cacher in zip(paths.items(), entry.cachers, strict=True)
+        }
+        return Hit(found, provenance)
 
     def store(
         self, entry: Entry, values: dict[str, Any], upstream: str, provenance: str
@@ -307,17 +373,8 @@ class Cache:
                 if output in entry.lazy:
                     value = Artifact(path, cacher, True, entry.stage, stamp, meta_path)
                 in_state[output] = value
-            meta = {
-                "stage": entry.stage,
-                "hash": entry.record_hash,
-                "code": entry.code,
-                "arguments": entry.arguments,
-                "upstream": upstream,
-                "provenance": provenance,
-                "outputs": {name: dataclasses.astuple(stamp) for name, stamp in stamps.items()},
-            }
             temporary = staging.enter_context(_temporary_beside(meta_path))
-            temporary.write_text(json.dumps(meta), encoding="utf-8")
+            temporary.write_text(json.dumps(_meta(entry, stamps, upstream, provenance)), "utf-8")
             renames.append((temporary, meta_path))
             with self._locked():
                 for temporary, path in renames:
@@ -329,6 +386,12 @@ class Cache:
         removed = remove_dead(self.directory, _TEMPORARY)
         if removed:
             logger.info("removed %d temporary files of dead runs from %s", removed, self.directory)
+
+    def _write_meta(
+        self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
+    ) -> None:
+        with self._locked(), _atomic(self._meta_path(entry)) as temporary:
+            temporary.write_text(json.dumps(_meta(entry, stamps, upstream, provenance)), "utf-8")
 
     def stored(self, entry: Entry, output: str) -> Artifact | None:
         """The artifact of ``output`` as :meth:`store` just wrote it, unchecked (``None`` if
@@ -386,6 +449,36 @@ class Cache:
 
     def _meta_path(self, entry: Entry) -> Path:
         return self.directory / f"{self.prefix}_{entry.record_hash}_{entry.stage}.meta.json"
+
+
+def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str) -> dict[str, Any]:
+    """An entry's metadata: what made it (code, arguments, provenance) and its files."""
+    return {
+        "stage": entry.stage,
+        "hash": entry.record_hash,
+        "code": entry.code,
+        "arguments": entry.arguments,
+        "upstream": upstream,
+        "provenance": provenance,
+        "outputs": {output: dataclasses.astuple(stamp) for output, stamp in stamps.items()},
+    }
+
+
+def _staleness(entry: Entry, stored: dict[str, Any], upstream: str) -> str | None:
+    """Why stored metadata does not fit this call, or ``None`` when it does."""
+    if entry.code is not None and stored.get("code") != entry.code:
+        return "its code changed"
+    if stored.get("upstream") != upstream:
+        return "an upstream stage changed"
+    if stored.get("arguments", "") != entry.arguments:
+        return "it was called with other arguments"
+    return None
+
+
+def _curifactory_wrote(path: Path) -> bool:
+    """Whether ``path`` is an output curifactory cached: it writes ``{name}_metadata.json``
+    beside each one."""
+    return path.exists() and path.with_name(f"{path.stem}_metadata.json").exists()
 
 
 def _holds(path: Path, representations: dict[str, dict[str, str]]) -> bool:

@@ -24,7 +24,7 @@ from ._parameters import ExperimentParameters, parameters_representation
 from ._pickling import check_function_travels, check_parameters_travel, check_state_travels
 from ._plan import Plan, Planner
 from ._progress import Progress
-from ._records import Record, WriteOnlyState, planning
+from ._records import ManagerView, Record, WriteOnlyState, planning
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
 from ._scratch import scratch_directory
@@ -97,6 +97,20 @@ class ArtifactManager:
         return Cache(
             self.cache_dir, prefix=self.name, overwrite=self.overwrite, overwrite_stages=stages
         )
+
+    @property
+    def cache_path(self) -> str:
+        """The cache directory, as curifactory names it."""
+        return str(self.cache_dir)
+
+    @property
+    def experiment_name(self) -> str:
+        """curifactory's name for :attr:`name`."""
+        return self.name
+
+    def view(self) -> ManagerView:
+        """What stages running in workers see of this manager (``record.manager``)."""
+        return ManagerView(self.name, self.cache_path, self.dry, self.run_number, self.reference)
 
     def _register(self, record: Record) -> None:
         record.index = len(self.records)
@@ -202,6 +216,7 @@ class ArtifactManager:
                 stop_at_failure=errors == "raise",
                 pickle_results=pool.pickles_tasks,
                 timeout=timeout,
+                manager=self.view(),
             )
             limited = timeout is not None or any(spec.timeout for spec in plan.stages)
             scheduler = Scheduler(

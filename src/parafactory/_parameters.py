@@ -56,6 +56,12 @@ class ExperimentParameters:
             _check_is_dataclass(cls)
         return super().__new__(cls)
 
+    def params_hash(self, dry: bool = False) -> Any:
+        """This parameter set's hash (the one given, else computed; ``hash`` is left as it
+        is), or with ``dry=True`` how each field is represented: ``{field: (strategy,
+        representation)}``, to debug custom hash functions (as curifactory's)."""
+        return hash_table(self) if dry else parameter_set_hash(self)
+
     def set_hash_functions(self, **functions: HashFunction | None) -> None:
         """Customise how fields are hashed: a function ``fn(self, value)``, or ``None`` to skip.
 
@@ -68,6 +74,55 @@ class ExperimentParameters:
                 f"{type(self).__name__}; pass existing field names only"
             )
         self.hash_representations.update(functions)
+
+
+def set_hash_functions(*functions: dict[str, Any], **field_functions: HashFunction | None) -> Any:
+    """A ``hash_representations`` field default, as in curifactory: how fields are hashed
+    (a function ``fn(param_set, value)``), or ``None`` to leave a field out.
+
+    >>> @dataclasses.dataclass
+    ... class Params(ExperimentParameters):
+    ...     seed: int = 0
+    ...     workers: int = 4
+    ...     hash_representations: dict = set_hash_functions(workers=None)
+    >>> Params().params_hash() == Params(workers=8).params_hash()
+    True
+    """
+    if len(functions) > 1 or (functions and not isinstance(functions[0], dict)):
+        raise ValueError(
+            "set_hash_functions takes field=function keywords, and at most one positional "
+            f"argument, a dict of them; got {functions!r}"
+        )
+    merged = {**(functions[0] if functions else {}), **field_functions}
+    return dataclasses.field(default_factory=lambda: dict(merged), repr=False)
+
+
+def hash_table(params: Any) -> dict[str, tuple[str, Any]]:
+    """Each field's hashing strategy and representation, with curifactory's strategy
+    names (nested dataclasses as tables of their own)."""
+    custom = getattr(params, "hash_representations", None) or {}
+    table: dict[str, tuple[str, Any]] = {}
+    for field in dataclasses.fields(params):
+        name, value = field.name, getattr(params, field.name)
+        if name in _NEVER_HASHED:
+            table[name] = ("SKIPPED: blacklist", None)
+        elif name in custom and custom[name] is None:
+            table[name] = ("SKIPPED: set to None in hash_representations", None)
+        elif name in custom:
+            function = custom[name]
+            table[name] = (
+                f"param_set.hash_representations['{name}'](param_set, {name})",
+                function(params, value),
+            )
+        elif value is None:
+            table[name] = ("SKIPPED: value is None", None)
+        elif dataclasses.is_dataclass(value):
+            table[name] = (f"get_param_set_hash_values(param_set, {name})", hash_table(value))
+        elif callable(value):
+            table[name] = (f"{name}.__qualname__", value.__qualname__)
+        else:
+            table[name] = (f"repr({name})", repr(value))
+    return table
 
 
 _DATACLASSES: set[type] = set()  # parameter classes already checked to be dataclasses
@@ -93,35 +148,54 @@ def parameter_set_hash(params: ExperimentParameters) -> str:
 
 
 def _fields_hash_sum(params: Any) -> int:
+    """The sum of the field digests of a parameter set, or of a nested dataclass (an
+    instance, or a class, whose field defaults count: curifactory's rule)."""
     custom = getattr(params, "hash_representations", None)
     total = 0
-    for name, known in _hashed_fields(params.__class__):
-        value = getattr(params, name)
+    for name, known in _hashed_fields(params if isinstance(params, type) else params.__class__):
+        value = _field_value(params, name)
         if type(value) in _KEYED_BY_VALUE and not (custom and name in custom):
             part = known.get(value)  # most fields: no repr needed once the value is known
             total += _field_digest(name, repr(value), value, known) if part is None else part
             continue
-        if custom and name in custom:
-            function = custom[name]
-            custom_representation = None if function is None else function(params, value)
-            if custom_representation is None:
-                continue
-            representation = str(custom_representation)
-        elif value is None:
+        representation = _representation(params, name, value, custom)
+        if representation is None:
             continue
-        elif type(value) in _PLAIN_TYPES:
-            representation = repr(value)
-        elif hasattr(type(value), "__dataclass_fields__"):
-            total += _fields_hash_sum(value)  # a nested dataclass adds its own fields' sum
+        if isinstance(representation, int):  # a nested dataclass adds its own fields' sum
+            total += representation
             continue
-        elif callable(value):
-            representation = value.__qualname__
-        else:
-            representation = repr(value)
         key = (representation,)  # never equal to a value remembered above
         part = known.get(key)
         total += _field_digest(name, representation, key, known) if part is None else part
     return total
+
+
+def _representation(params: Any, name: str, value: Any, custom: Any) -> str | int | None:
+    """How one field counts: its text, a nested dataclass's sum, or ``None`` (skipped)."""
+    if custom and name in custom:
+        function = custom[name]
+        custom_representation = None if function is None else function(params, value)
+        return None if custom_representation is None else str(custom_representation)
+    if value is None:
+        return None
+    if type(value) in _PLAIN_TYPES:
+        return repr(value)
+    if dataclasses.is_dataclass(value):
+        return _fields_hash_sum(value)
+    if callable(value):
+        return str(value.__qualname__)
+    return repr(value)
+
+
+def _field_value(params: Any, name: str) -> Any:
+    try:
+        return getattr(params, name)
+    except AttributeError:  # a dataclass class as a value: only its defaults can count
+        raise TypeError(
+            f"the dataclass class {params.__qualname__}, used as a parameter value, has no "
+            f"default for its field {name!r}, so it cannot be hashed (its field defaults are "
+            "its hash, as in curifactory): give the field a plain default, or use an instance"
+        ) from None
 
 
 def _field_digest(name: str, representation: str, key: Any, known: dict[Any, int]) -> int:

@@ -39,6 +39,7 @@ class Step:
     is_aggregate: bool
     needs: int = 0  # how many steps must finish before this one starts
     needed_by: list[int] = dataclasses.field(default_factory=list)  # steps waiting on this one
+    copy_of: Record | None = None  # a copy step: the record takes a copy of this one's state
 
 
 class Plan(NamedTuple):
@@ -62,12 +63,25 @@ class Planner:
         self._plain_calls: dict[int, Call] = {}  # spec id -> its call without arguments
         self._root = _Path(None, None)
         self._paths: dict[Record, _Path] = {}  # the calls made on each record, shared
+        self._copied_from: dict[Record, Record] = {}  # copies made with make_copy
 
     def add_record(self, record: Record, *, listed: bool) -> None:
         """A record was created while planning."""
         self.records.append(record)
         if listed:
             self._listed.append(record)
+
+    def add_copy(self, original: Record, copy: Record) -> None:
+        """``original.make_copy()`` made ``copy``: a step in this process gives it a copy of
+        the original's state once the original's earlier steps are done, and the
+        original's later stages wait for it."""
+        step = self._new_step(copy, is_aggregate=True)
+        step.copy_of = original
+        if original in self._last_step:
+            self._link(self._last_step[original], step)
+        self._observers.setdefault(original, []).append(step)
+        self._paths[copy] = self._paths.get(original, self._root)
+        self._copied_from[copy] = original
 
     def add_call(
         self,
@@ -126,7 +140,7 @@ class Planner:
             self._observers.setdefault(member, []).append(step)
 
     def _new_step(self, record: Record, *, is_aggregate: bool) -> Step:
-        step = Step(len(self.steps), record, [], is_aggregate, 0, [])
+        step = Step(len(self.steps), record, [], is_aggregate, 0, [], None)
         self.steps.append(step)
         previous = self._last_step.get(record)
         if previous is not None:
@@ -151,9 +165,9 @@ class Planner:
         missing: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
         checked_paths: dict[_Path, list[tuple[str, str, tuple[str, ...]]]] = {}
         for record, path in self._paths.items():
-            written = dict.keys(record.state)
+            written = self._written(record)
             if written:  # values set while planning: this record's own check
-                gaps = path.missing_inputs(frozenset(written))
+                gaps = path.missing_inputs(written)
             elif path in checked_paths:  # most records share a path: check each path once
                 gaps = checked_paths[path]
             else:
@@ -166,6 +180,12 @@ class Planner:
             f"call a stage that outputs {name!r} on them first"
             for (stage, name, available), names in missing.items()
         ]
+
+    def _written(self, record: Record) -> frozenset[str]:
+        """The keys written to a record's state while planning (a copy's: its original's)."""
+        written = frozenset(dict.keys(record.state))
+        original = self._copied_from.get(record)
+        return written if original is None else written | self._written(original)
 
 
 class _Path:

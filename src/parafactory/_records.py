@@ -6,12 +6,20 @@ worker process; its link to the manager stays in the parent.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
+import copy as copy_module
+import dataclasses
+import functools
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from ._cache import Artifact
+from ._cache import Artifact, Cache
 from ._errors import PlanningStateError
 from ._parameters import ExperimentParameters, parameter_set_hash
 
@@ -21,6 +29,9 @@ class CallRecorder(Protocol):
 
     def add_record(self, record: Record, *, listed: bool) -> None:
         """A record was created; ``listed``: it is in the manager's records (not hidden)."""
+
+    def add_copy(self, original: Record, copy: Record) -> None:
+        """``copy = original.make_copy()`` was called: the copy takes the state then."""
 
     def add_call(
         self,
@@ -47,6 +58,51 @@ def planning(recorder: CallRecorder) -> Iterator[None]:
         yield
     finally:
         _planning.reset(token)
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagerView:
+    """What a stage running in a worker sees as ``record.manager``: the run's name and
+    files, read only (the manager itself, with every record, stays in the parent)."""
+
+    name: str
+    cache_path: str
+    dry: bool
+    run_number: int
+    reference: str
+
+    @property
+    def experiment_name(self) -> str:
+        """curifactory's name for :attr:`name`."""
+        return self.name
+
+    @property
+    def cache(self) -> Cache | None:
+        """The running stage's cache (what ``record.get_path`` names files after)."""
+        running = _running_stage.get()
+        return running.cache if running is not None else None
+
+
+class RunningStage(NamedTuple):
+    """The stage running in this context, and the cache it stores into (``None``: dry)."""
+
+    name: str
+    cache: Cache | None
+
+
+_running_stage: contextvars.ContextVar[RunningStage | None] = contextvars.ContextVar(
+    "parafactory_running_stage", default=None
+)
+
+
+@contextlib.contextmanager
+def running_stage(name: str, cache: Cache | None) -> Iterator[None]:
+    """While a stage's function runs: what ``record.get_path`` names files after."""
+    token = _running_stage.set(RunningStage(name, cache))
+    try:
+        yield
+    finally:
+        _running_stage.reset(token)
 
 
 class Record:
@@ -76,6 +132,8 @@ class Record:
         self.error: BaseException | None = None
         self.index = -1
         self.combo_hash: str | None = None
+        self.input_records: list[Record] = []  # what an aggregate on this record read
+        self._aggregated = False  # an aggregate with input records ran on it (it may cache)
         self._provenance = ""  # of the code that made the state so far (see _cache)
         self._planner = _planning.get()
         if params is not None:
@@ -114,6 +172,74 @@ class Record:
             return "None"
         return self.params.hash
 
+    @property
+    def is_aggregate(self) -> bool:
+        """Whether an aggregate ran on this record (its hash is then the combined one)."""
+        return self.combo_hash is not None
+
+    def get_hash(self) -> str:
+        """curifactory's name for :attr:`hash`."""
+        return self.hash
+
+    @property
+    def may_use_cache(self) -> bool:
+        """Whether cached outputs may be loaded for this record: it has parameters, or an
+        aggregate over some records ran on it (as in curifactory: a record without
+        parameters could be anything, so it always computes; its outputs are still saved)."""
+        return self.params is not None or self._aggregated
+
+    def make_copy(
+        self,
+        param_set: ExperimentParameters | None = None,
+        add_to_manager: bool = True,
+        *,
+        params: ExperimentParameters | None = None,
+    ) -> Record:
+        """A new record with a deep copy of this one's state, for branching an experiment:
+        with the same parameters unless ``param_set`` (or ``params``) is given, listed in
+        the manager unless ``add_to_manager=False``. Inside ``manager.run`` the copy is made
+        when the stages before it have run.
+
+        >>> branch = record.make_copy(MyParams(name="branch", some_scalar_multiplier=3.0))
+        """
+        copy = Record(self.manager, param_set or params or self.params, hide=not add_to_manager)
+        copy.input_records = [self]
+        if self._planner is not None:
+            self._planner.add_copy(self, copy)
+        else:
+            copy_state(self, copy)
+        return copy
+
+    def get_path(
+        self,
+        obj_name: str,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        stage_name: str | None = None,
+        track: bool = True,
+    ) -> str:
+        """A path in the cache directory for a file a stage writes itself, named like the
+        cachers' files, ``{prefix}_{hash}_{stage}_{obj_name}`` (the directory is made; a
+        dry run gets a temporary directory instead, so nothing is written to the project).
+        A string, as curifactory's, so a value holding it reads the same when cached.
+
+        >>> path = record.get_path("model.bin")   # inside stage "train": ..._train_model.bin
+        """
+        return str(stage_file(self, obj_name, subdir, prefix, stage_name))
+
+    def get_dir(
+        self,
+        dir_name_suffix: str,
+        subdir: str | None = None,
+        prefix: str | None = None,
+        stage_name: str | None = None,
+        track: bool = True,
+    ) -> str:
+        """Like :meth:`get_path`, for a directory, which is made."""
+        path = stage_file(self, dir_name_suffix, subdir, prefix, stage_name)
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
     def __repr__(self) -> str:
         return f"<Record {self.name!r} stages={self.stages}>"
 
@@ -130,6 +256,7 @@ class Record:
                 self.error,
                 self.index,
                 self.combo_hash,
+                self._aggregated,
                 self._provenance,
             ),
         )
@@ -143,14 +270,49 @@ def _rebuilt_record(
     error: BaseException | None,
     index: int,
     combo_hash: str | None,
+    aggregated: bool,
     provenance: str,
 ) -> Record:
     record = Record.__new__(Record)
     record.manager = record._planner = None
     record.params, record.state, record.stages = params, State(state), stages
     record._output, record.error, record.index, record.combo_hash = output, error, index, combo_hash
-    record._provenance = provenance
+    record.input_records, record._aggregated, record._provenance = [], aggregated, provenance
     return record
+
+
+def stage_file(
+    record: Record, obj_name: str, subdir: str | None, prefix: str | None, stage_name: str | None
+) -> Path:
+    """``{cache dir}[/subdir]/{prefix}_{hash}_{stage}_{obj_name}``: where a stage's own file
+    goes, its directory made. The stage is the one running, else the record's last one."""
+    running = _running_stage.get()
+    cache = running.cache if running is not None else getattr(record.manager, "cache", None)
+    if stage_name is None:
+        stage_name = running.name if running is not None else (record.stages or [""])[-1]
+    if cache is not None:
+        directory, default_prefix = cache.directory, cache.prefix
+    else:  # dry: nothing may be written to the project
+        directory, default_prefix = _dry_directory(), getattr(record.manager, "name", "dry")
+    if subdir:
+        directory = directory / subdir
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{prefix or default_prefix}_{record.hash}_{stage_name}_{obj_name}"
+
+
+@functools.cache
+def _dry_directory() -> Path:
+    """Where a dry run's stages write their own files: one temporary directory per process,
+    removed when it exits (cached: made on first use only)."""
+    directory = Path(tempfile.mkdtemp(prefix=f"parafactory-dry-{os.getpid()}-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def copy_state(original: Record, copy: Record) -> None:
+    """Give ``copy`` a deep copy of ``original``'s state (what is on disk stays unloaded)."""
+    copy.state = State(copy_module.deepcopy(dict(dict.items(original.state))))
+    copy._provenance = original._provenance
 
 
 class OutputOf(NamedTuple):
@@ -163,13 +325,11 @@ class OutputOf(NamedTuple):
 
     keys: tuple[str, ...]
     several: bool = False
-    as_list: bool = False  # several outputs returned as a list rather than a tuple
 
     def read(self, state: dict[str, Any]) -> Any:
         if not self.several:
             return state[self.keys[0]]
-        values = [state[key] for key in self.keys]
-        return values if self.as_list else tuple(values)
+        return tuple(state[key] for key in self.keys)
 
 
 class State(dict[Any, Any]):

@@ -36,7 +36,7 @@ from ._interrupts import Terminated, stop_signals_raise
 from ._pickling import loads
 from ._plan import Step
 from ._progress import Progress
-from ._records import Record
+from ._records import Record, copy_state
 from ._stages import arguments_digest, execute, lookup, take_outputs
 from ._timeouts import KILL_GRACE_SECONDS, effective_limit
 from ._transfer import unspill
@@ -230,12 +230,16 @@ class Scheduler:
             self._lost(tasks, error)
 
     def _apply_batch(self, tasks: list[ChainTask], results: list[ChainResult | bytes]) -> None:
-        """Apply a batch's results, in task order (a batch stopped early has fewer)."""
+        """Apply a batch's results, in task order. A batch stopped early has fewer: the
+        tasks it did not run are sent again, unless the run is stopping."""
         decoded = [_decoded(task, result) for task, result in zip(tasks, results, strict=False)]
         if decoded:  # one worker ran them: its last count covers every log line they made
             _log_listener.catch_up(decoded[-1].logs_sent)
         for result in decoded:
             self._apply(result)
+        if not self._stopping:
+            for task in reversed(tasks[len(decoded) :]):
+                self._ready_chains.appendleft(self.steps[task.step_id])
 
     def _apply(self, result: ChainResult) -> None:
         step = self.steps[result.step_id]
@@ -263,6 +267,10 @@ class Scheduler:
     def _run_ready_aggregates(self) -> None:
         while self._ready_aggregates and not self._stopping:
             step = self._ready_aggregates.popleft()
+            if step.copy_of is not None:  # record.make_copy(), now that its original is ready
+                copy_state(step.copy_of, step.record)
+                self._resolve(step, _Outcome.OK)
+                continue
             call = step.calls[0]
             try:
                 with _worker_logs.tagged(step.record.name):
@@ -358,8 +366,8 @@ class Scheduler:
         self._count_record_step(step.record)
         for later_id in step.needed_by:
             later = self.steps[later_id]
-            if outcome is not _Outcome.OK and later.record is step.record:
-                self._doomed.add(later_id)  # a record's later stages need its earlier ones
+            if outcome is not _Outcome.OK and step.record in (later.record, later.copy_of):
+                self._doomed.add(later_id)  # a record's later stages (or copy) need its earlier
             self._waiting[later_id] -= 1
             if self._waiting[later_id] == 0:
                 if later_id in self._doomed:

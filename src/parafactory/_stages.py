@@ -31,7 +31,7 @@ from ._cache import (
 )
 from ._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
 from ._parameters import combined_hash
-from ._records import OutputOf, Record, State
+from ._records import OutputOf, Record, State, running_stage
 from ._timeouts import effective_limit, time_limit
 
 logger = logging.getLogger("parafactory")
@@ -187,8 +187,7 @@ def execute(
     """
     group = list(records) if records is not None else []
     if spec.is_aggregate:
-        own = record.params.hash if record.params is not None else None
-        record.combo_hash = combined_hash(own, [member.hash for member in group])
+        _aggregate_over(record, group)
     upstream = upstream_of(spec, record, group)
     arguments = arguments_digest(args, kwargs)
     found = lookup(spec, record, upstream, arguments, cache)
@@ -200,18 +199,7 @@ def execute(
     if found is not None:
         provenance = _explain_recompute(spec, record, found, provenance)
     logger.debug("Running %s on %s", spec.name, record.name)
-    if spec.is_aggregate:
-        leading: tuple[Any, ...] = (record, group)
-        inputs = _collect_inputs(spec, group)
-    else:
-        leading = (record,)
-        inputs = {name: _read_input(spec, record, name) for name in spec.inputs}
-    limit = effective_limit(spec.timeout, timeout)
-    if limit is None:
-        result = spec.function(*leading, *args, **inputs, **kwargs)
-    else:
-        with time_limit(limit, record.name, spec.name):
-            result = spec.function(*leading, *args, **inputs, **kwargs)
+    result = _invoke(spec, record, group, args, kwargs, cache, timeout)
     values = _output_values(spec, record, result)
     if cache is not None and spec.cachers:
         values = cache.store(_entry(spec, record, arguments), values, upstream, provenance)
@@ -221,6 +209,41 @@ def execute(
     record.stages.append(spec.name)
     record._provenance = provenance
     return record
+
+
+def _aggregate_over(record: Record, group: list[Record]) -> None:
+    """Make ``record`` an aggregate record over ``group``: curifactory's combined hash of
+    its own and each member's *parameters* hash (``"None"`` for a member without)."""
+    own = record.params.hash if record.params is not None else None
+    members = [member.params.hash if member.params is not None else None for member in group]
+    record.combo_hash = combined_hash(own, members)
+    record.input_records = group
+    record._aggregated = bool(group)
+
+
+def _invoke(
+    spec: StageSpec,
+    record: Record,
+    group: list[Record],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    cache: Cache | None,
+    timeout: float | None,
+) -> Any:
+    """Call the stage's function with its inputs; a keyword argument given at the call
+    takes the place of the input of that name (as in curifactory)."""
+    if spec.is_aggregate:
+        leading: tuple[Any, ...] = (record, group)
+        inputs = _collect_inputs(spec, group, kwargs)
+    else:
+        leading = (record,)
+        inputs = _read_inputs(spec, record, kwargs)
+    limit = effective_limit(spec.timeout, timeout)
+    with running_stage(spec.name, cache):
+        if limit is None:
+            return spec.function(*leading, *args, **inputs, **kwargs)
+        with time_limit(limit, record.name, spec.name):
+            return spec.function(*leading, *args, **inputs, **kwargs)
 
 
 def upstream_of(spec: StageSpec, record: Record, group: Sequence[Record]) -> str:
@@ -239,6 +262,8 @@ def lookup(
     (:class:`Miss`), or ``None`` when the stage is not cached at all."""
     if cache is None or not spec.cachers:
         return None
+    if not record.may_use_cache:
+        return Miss(_NO_PARAMETERS)
     if cache.forces(spec.name):
         return Miss(_OVERWRITE_STAGE if spec.name in cache.overwrite_stages else _OVERWRITE_ALL)
     if record.params is not None and record.params.overwrite:
@@ -270,6 +295,7 @@ _OVERWRITE_ALL = "the manager overwrites every stage"
 _OVERWRITE_STAGE = "the manager overwrites this stage"
 _OVERWRITE_PARAMS = "its parameters set overwrite=True"
 _OVERWRITES = (_OVERWRITE_ALL, _OVERWRITE_STAGE, _OVERWRITE_PARAMS)
+_NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifactory; said once
 
 
 def _explain_recompute(spec: StageSpec, record: Record, miss: Miss, provenance: str) -> str:
@@ -284,7 +310,7 @@ def _explain_recompute(spec: StageSpec, record: Record, miss: Miss, provenance: 
         return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex)
     if miss.damaged:
         logger.warning("%s recomputes: %s", where, miss.reason)
-    elif miss.reason != "new":
+    elif miss.reason not in ("new", _NO_PARAMETERS):
         logger.info("%s recomputes: its cache is stale: %s", where, miss.reason)
     return provenance
 
@@ -306,9 +332,7 @@ def _output_reference(spec: StageSpec, result: Any) -> Any:
     """What ``record.output`` keeps: a reference to the outputs in state, or the value itself."""
     if not spec.outputs:
         return result
-    if len(spec.outputs) == 1:
-        return OutputOf(spec.outputs)
-    return OutputOf(spec.outputs, several=True, as_list=isinstance(result, list))
+    return OutputOf(spec.outputs, several=len(spec.outputs) > 1)
 
 
 def _call(
@@ -331,25 +355,58 @@ def _call(
     return execute(spec, record, records, args, kwargs, getattr(record.manager, "cache", None))
 
 
-def _read_input(spec: StageSpec, record: Record, name: str) -> Any:
-    try:
-        return record.state[name]
-    except KeyError:
+def _read_inputs(spec: StageSpec, record: Record, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A stage's inputs from the state, except those given as keyword arguments. With
+    ``suppress_missing_inputs`` a missing one is left out, so its default applies."""
+    inputs = {}
+    for name in spec.inputs:
+        if name in kwargs:
+            continue
+        if name in record.state:
+            inputs[name] = record.state[name]
+        elif spec.suppress_missing_inputs:
+            _check_default(spec, record, name)
+        else:
+            raise StageInputError(
+                f"stage {spec.name!r} needs input {name!r}, which is not in the state of "
+                f"record {record.name!r} (it has {sorted(record.state)}); run the stage that "
+                f"outputs {name!r} on this record first, or pass {name}=... to the stage call",
+                record_name=record.name,
+                stage_name=spec.name,
+            )
+    return inputs
+
+
+def _check_default(spec: StageSpec, record: Record, name: str) -> None:
+    """A suppressed missing input needs a default value in the function's signature."""
+    parameter = inspect.signature(spec.function).parameters.get(name)
+    if parameter is None or parameter.default is parameter.empty:
         raise StageInputError(
-            f"stage {spec.name!r} needs input {name!r}, which is not in the state of record "
-            f"{record.name!r} (it has {sorted(record.state)}); run the stage that outputs "
-            f"{name!r} on this record first",
+            f"stage {spec.name!r} suppresses missing inputs, but input {name!r} is missing "
+            f"from the state of record {record.name!r} and its parameter has no default "
+            "value: give it one in the function's signature",
             record_name=record.name,
             stage_name=spec.name,
-        ) from None
+        )
+    logger.warning(
+        "stage %r on record %r: input %r is missing, so its default value is used",
+        spec.name,
+        record.name,
+        name,
+    )
 
 
-def _collect_inputs(spec: StageSpec, records: list[Record]) -> dict[str, dict[Record, Any]]:
-    """Each input of an aggregate as ``{record: value}`` over the records that have it;
-    the records lacking one are left out of it, named in one warning."""
+def _collect_inputs(
+    spec: StageSpec, records: list[Record], kwargs: dict[str, Any]
+) -> dict[str, dict[Record, Any]]:
+    """Each input of an aggregate as ``{record: value}`` over the records that have it
+    (unless given as a keyword argument); the records lacking one are left out of it,
+    named in one warning."""
     inputs: dict[str, dict[Record, Any]] = {}
     lacking: dict[str, list[str]] = {}
     for name in spec.inputs:
+        if name in kwargs:
+            continue
         found = inputs[name] = State()  # values on disk load only when the aggregate reads them
         for other in records:
             if name in other.state:
@@ -368,20 +425,22 @@ def _collect_inputs(spec: StageSpec, records: list[Record]) -> dict[str, dict[Re
 
 
 def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, Any]:
-    if len(spec.outputs) == 1:
-        return {spec.outputs[0]: result}
+    """The outputs of a returned value, as in curifactory: a returned tuple *is* the
+    outputs, one value per output; anything else is the one output."""
     if not spec.outputs:
         return {}
-    if not isinstance(result, (tuple, list)) or len(result) != len(spec.outputs):
-        count = len(result) if isinstance(result, (tuple, list)) else "a single value"
+    values = result if isinstance(result, tuple) else (result,)
+    if len(values) != len(spec.outputs):
+        returned = f"a tuple of {len(values)}" if isinstance(result, tuple) else "one value"
         raise StageOutputError(
-            f"stage {spec.name!r} declares {len(spec.outputs)} outputs {list(spec.outputs)} "
-            f"but returned {count} on record {record.name!r}; return a tuple with one "
-            f"value per output",
+            f"stage {spec.name!r} declares {len(spec.outputs)} output(s) {list(spec.outputs)} "
+            f"but returned {returned} on record {record.name!r}: a returned tuple is the "
+            "outputs, one value per output (to store a tuple as one output, return "
+            "(the_tuple,))",
             record_name=record.name,
             stage_name=spec.name,
         )
-    return dict(zip(spec.outputs, result, strict=True))
+    return dict(zip(spec.outputs, values, strict=True))
 
 
 def _make_spec(function: Callable[..., Any], options: _Options, *, is_aggregate: bool) -> StageSpec:
@@ -434,6 +493,11 @@ def _check_cachers(
                 "cachers=[...] (one per output), e.g. cachers=[PickleCacher()]"
             )
         return ()
+    if not cachers and not outputs:
+        raise StageDefinitionError(
+            f"@{kind} {name!r}: cachers=[] with no outputs caches nothing (curifactory "
+            "refuses it too): leave cachers out"
+        )
     if len(cachers) != outputs:
         raise StageDefinitionError(
             f"@{kind} {name!r} has {outputs} outputs but {len(cachers)} cachers; "

@@ -26,7 +26,7 @@ from ._interrupts import Terminated
 from ._isolation import must_retire, put_back, watch_this_worker
 from ._pickling import dumps, travelling_exception, why_unpicklable
 from ._plan import Call
-from ._records import Record
+from ._records import ManagerView, Record
 from ._stages import execute, stored_artifact
 from ._transfer import spill_large
 from ._worker_status import mark_idle, mark_retired, mark_running, stop_requested
@@ -82,6 +82,7 @@ class WorkerSetup:
     stop_at_failure: bool = False  # errors="raise": a batch starts no chain after a failure
     pickle_results: bool = False  # results go to another process: pickle each on its own
     timeout: float | None = None  # seconds any stage may run (the tighter of it and its own)
+    manager: ManagerView | None = None  # what stages see as record.manager
 
 
 def travelling_copy(record: Record) -> Record:
@@ -101,15 +102,18 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult |
         _isolate_records(tasks, setup)
     results: list[ChainResult | bytes] = []
     last: ChainResult | None = None
+    stop_early = False
     with _worker_logs.worker_logging(
         setup.parent_pid, setup.log_address, setup.log_level
     ) as collected:
         for task in tasks:
-            if last is not None and _stopping(last, setup):
-                break  # the tasks not run get no result: the parent counts them as not run
+            if stop_early or (last is not None and _stopping(last, setup)):
+                break  # the tasks not run get no result: the parent resends or drops them
             last = run_chain(task, setup)
             if local_worker:
                 put_back(task.record.name)
+                if must_retire():  # the rest of the batch goes back to the parent to resend
+                    stop_early = True
             last.changed = spill_large(last.changed, setup.scratch_dir)
             if collected is not None:
                 last.logs = collected.drain()
@@ -143,6 +147,7 @@ def _stopping(last: ChainResult, setup: WorkerSetup) -> bool:
 def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
     """Run one chain of stages on the task's record, stopping at the first failure."""
     record = task.record
+    record.manager = setup.manager
     stages_before = len(record.stages)
     before = dict(dict.items(record.state))
     started = time.perf_counter()
