@@ -41,7 +41,7 @@ def stop_signals_raise() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def prepare_local_worker(parent_pid: int) -> None:
+def prepare_local_worker(parent_pid: int, kernel_may_watch: bool) -> None:
     """Initializer of a local pool's workers: Ctrl-C is the parent's, and the worker dies
     with the parent.
 
@@ -52,14 +52,19 @@ def prepare_local_worker(parent_pid: int) -> None:
     still stops them.
     """
     signal.signal(signal.SIGINT, _ignore)
-    _die_with(parent_pid)
+    _die_with(parent_pid, kernel_may_watch)
 
 
-def _die_with(parent_pid: int) -> None:
+def _die_with(parent_pid: int, kernel_may_watch: bool) -> None:
     """Have the kernel kill this process when its parent dies (Linux), so even a worker
     deep in a C call that holds the GIL, or idle, is gone at once; elsewhere a thread
-    checks twice a second."""
-    if not _kernel_kills_orphans():
+    checks twice a second.
+
+    The kernel's watch ends with the *thread* that started the worker, so it is only
+    asked for (``kernel_may_watch``) when that is the parent's main thread, which lives
+    as long as the parent; a pool started from another thread is watched by the thread.
+    """
+    if not (kernel_may_watch and _kernel_kills_orphans()):
         threading.Thread(
             target=_exit_when_orphaned,
             args=(parent_pid,),

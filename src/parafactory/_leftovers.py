@@ -19,14 +19,24 @@ HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())  # this machine, as na
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists (one we may not signal counts as existing)."""
+    """Whether a process with this id exists and has not ended: a zombie (dead, not yet
+    reaped by its parent) counts as gone; one we may not signal counts as alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """On Linux, the state in ``/proc/PID/stat`` (after the command name) says Z or X."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status[status.rfind(")") + 2 : status.rfind(")") + 3] in ("Z", "X")
 
 
 def remove_dead(directory: Path, pattern: re.Pattern[str]) -> int:

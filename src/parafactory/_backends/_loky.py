@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import sysconfig
+import threading
 from typing import Any
 
 from loky import get_reusable_executor
@@ -54,7 +55,8 @@ class LokyBackend(Backend):
             timeout=_IDLE_WORKER_SECONDS,
             env=self._env,
             initializer=prepare_local_worker,
-            initargs=(os.getpid(),),
+            # the kernel's parent-death signal follows the thread that starts a worker
+            initargs=(os.getpid(), threading.current_thread() is threading.main_thread()),
             reuse="auto" if not stale else False,
             kill_workers=stale,
         )
