@@ -32,7 +32,7 @@ from ._backends import Backend
 from ._bounded import bounded
 from ._cache import Hit
 from ._errors import StageFailedError, StageTimeoutError, UnpicklableOutputError, WorkerDiedError
-from ._interrupts import Terminated, stop_signals_raise
+from ._interrupts import Terminated, stop_signals_raise, stops_the_run
 from ._pickling import loads
 from ._plan import Step
 from ._progress import Progress
@@ -283,9 +283,9 @@ class Scheduler:
                         self.setup.cache,
                         self.setup.timeout,
                     )
-            except (KeyboardInterrupt, Terminated):
-                raise
             except BaseException as error:  # noqa: BLE001 - failures are per record
+                if stops_the_run(error):
+                    raise
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
                 self._resolve(step, _Outcome.OK)
@@ -397,7 +397,7 @@ class Scheduler:
         self.progress.close(line)
         if isinstance(stop, Terminated):
             raise SystemExit(128 + stop.signum) from None
-        raise stop
+        raise KeyboardInterrupt().with_traceback(stop.__traceback__) from None  # not CtrlC
 
     def _finish(self) -> None:
         line = self._summary()

@@ -22,7 +22,7 @@ from . import _worker_logs
 from ._bounded import bounded
 from ._cache import Artifact, Cache
 from ._errors import UnpicklableOutputError
-from ._interrupts import Terminated
+from ._interrupts import stops_the_run
 from ._isolation import must_retire, put_back, watch_this_worker
 from ._pickling import dumps, travelling_exception, why_unpicklable
 from ._plan import Call
@@ -186,8 +186,8 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
 
 def _stops_the_run(error: BaseException, setup: WorkerSetup) -> bool:
     """Ctrl-C and SIGTERM/SIGHUP in the parent's own process stop the run; anything a
-    stage raises in a worker (``SystemExit``, ``KeyboardInterrupt`` too) is its failure."""
-    return isinstance(error, (KeyboardInterrupt, Terminated)) and os.getpid() == setup.parent_pid
+    stage raises itself (``SystemExit``, ``KeyboardInterrupt`` too) is its failure."""
+    return os.getpid() == setup.parent_pid and stops_the_run(error)
 
 
 def _encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
