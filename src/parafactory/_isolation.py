@@ -62,6 +62,15 @@ def watch_this_worker() -> None:
     sys.addaudithook(_note)
 
 
+def work_in(directory: str) -> None:
+    """Run this batch's records in ``directory`` (the parent's working directory, which
+    may have changed since this worker started: a notebook's ``%cd``), and put it back
+    there after each record."""
+    if _baseline is not None and _baseline.cwd != directory:
+        os.chdir(directory)
+        _baseline.cwd = directory
+
+
 def must_retire() -> bool:
     """Whether a stage left this worker in a state it cannot be put back from."""
     return _baseline is not None and _baseline.must_retire

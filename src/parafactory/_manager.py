@@ -217,6 +217,7 @@ class ArtifactManager:
                 pickle_results=pool.pickles_tasks,
                 timeout=timeout,
                 manager=self.view(),
+                cwd=os.getcwd(),
             )
             limited = timeout is not None or any(spec.timeout for spec in plan.stages)
             scheduler = Scheduler(

@@ -218,7 +218,9 @@ def _aggregate_over(record: Record, group: list[Record]) -> None:
     members = [member.params.hash if member.params is not None else None for member in group]
     record.combo_hash = combined_hash(own, members)
     record.input_records = group
-    record._aggregated = bool(group)
+    record._aggregate_may_cache = bool(group) and not any(
+        member.params is not None and member.params.overwrite for member in group
+    )
 
 
 def _invoke(

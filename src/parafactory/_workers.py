@@ -23,7 +23,7 @@ from ._bounded import bounded
 from ._cache import Artifact, Cache
 from ._errors import UnpicklableOutputError
 from ._interrupts import stops_the_run
-from ._isolation import must_retire, put_back, watch_this_worker
+from ._isolation import must_retire, put_back, watch_this_worker, work_in
 from ._pickling import dumps, travelling_exception, why_unpicklable
 from ._plan import Call
 from ._records import ManagerView, Record
@@ -83,6 +83,7 @@ class WorkerSetup:
     pickle_results: bool = False  # results go to another process: pickle each on its own
     timeout: float | None = None  # seconds any stage may run (the tighter of it and its own)
     manager: ManagerView | None = None  # what stages see as record.manager
+    cwd: str | None = None  # local workers run in the parent's working directory
 
 
 def travelling_copy(record: Record) -> Record:
@@ -132,6 +133,8 @@ def _isolate_records(tasks: list[ChainTask], setup: WorkerSetup) -> None:
         mark_retired(setup.scratch_dir, tasks[0].step_id)
         os._exit(0)
     watch_this_worker()
+    if setup.cwd is not None:
+        work_in(setup.cwd)
 
 
 def _stopping(last: ChainResult, setup: WorkerSetup) -> bool:
