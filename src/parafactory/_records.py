@@ -133,8 +133,8 @@ class Record:
         self.index = -1
         self.combo_hash: str | None = None
         self.input_records: list[Record] = []  # what an aggregate on this record read
-        # an aggregate ran on it over records, none of which says overwrite=True
-        self._aggregate_may_cache = False
+        self._aggregated = False  # an aggregate over some records ran on it: it may cache
+        self._inputs_overwrite = False  # ... and one of those records says overwrite=True
         self._provenance = ""  # of the code that made the state so far (see _cache)
         self._planner = _planning.get()
         if params is not None:
@@ -185,10 +185,9 @@ class Record:
     @property
     def may_use_cache(self) -> bool:
         """Whether cached outputs may be loaded for this record: it has parameters, or an
-        aggregate over some records, none set to overwrite, ran on it (as in curifactory:
-        a record without parameters could be anything, so it always computes; its
-        outputs are still saved)."""
-        return self.params is not None or self._aggregate_may_cache
+        aggregate over some records ran on it (as in curifactory: a record without
+        parameters could be anything, so it always computes; its outputs are still saved)."""
+        return self.params is not None or self._aggregated
 
     def make_copy(
         self,
@@ -258,7 +257,8 @@ class Record:
                 self.error,
                 self.index,
                 self.combo_hash,
-                self._aggregate_may_cache,
+                self._aggregated,
+                self._inputs_overwrite,
                 self._provenance,
             ),
         )
@@ -273,17 +273,15 @@ def _rebuilt_record(
     index: int,
     combo_hash: str | None,
     aggregated: bool,
+    inputs_overwrite: bool,
     provenance: str,
 ) -> Record:
     record = Record.__new__(Record)
     record.manager = record._planner = None
     record.params, record.state, record.stages = params, State(state), stages
     record._output, record.error, record.index, record.combo_hash = output, error, index, combo_hash
-    record.input_records, record._aggregate_may_cache, record._provenance = (
-        [],
-        aggregated,
-        provenance,
-    )
+    record.input_records, record._provenance = [], provenance
+    record._aggregated, record._inputs_overwrite = aggregated, inputs_overwrite
     return record
 
 

@@ -218,7 +218,8 @@ def _aggregate_over(record: Record, group: list[Record]) -> None:
     members = [member.params.hash if member.params is not None else None for member in group]
     record.combo_hash = combined_hash(own, members)
     record.input_records = group
-    record._aggregate_may_cache = bool(group) and not any(
+    record._aggregated = bool(group)
+    record._inputs_overwrite = any(
         member.params is not None and member.params.overwrite for member in group
     )
 
@@ -270,7 +271,10 @@ def lookup(
         return Miss(_OVERWRITE_STAGE if spec.name in cache.overwrite_stages else _OVERWRITE_ALL)
     if record.params is not None and record.params.overwrite:
         return Miss(_OVERWRITE_PARAMS)
-    return cache.lookup(_entry(spec, record, arguments), upstream)
+    found = cache.lookup(_entry(spec, record, arguments), upstream)
+    if isinstance(found, Hit) and record.params is None and record._inputs_overwrite:
+        return Miss(_OVERWRITE_INPUTS)  # curifactory's rule, where provenance saw no change
+    return found
 
 
 def stored_artifact(
@@ -296,7 +300,8 @@ def take_outputs(spec: StageSpec, record: Record, found: Hit) -> None:
 _OVERWRITE_ALL = "the manager overwrites every stage"
 _OVERWRITE_STAGE = "the manager overwrites this stage"
 _OVERWRITE_PARAMS = "its parameters set overwrite=True"
-_OVERWRITES = (_OVERWRITE_ALL, _OVERWRITE_STAGE, _OVERWRITE_PARAMS)
+_OVERWRITE_INPUTS = "a record it aggregates sets overwrite=True"
+_OVERWRITES = (_OVERWRITE_ALL, _OVERWRITE_STAGE, _OVERWRITE_PARAMS, _OVERWRITE_INPUTS)
 _NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifactory; said once
 
 
