@@ -41,8 +41,9 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
+from ._digests import md5_hex
 from ._errors import CacheEntryDamagedError
 from ._leftovers import HOST, remove_dead
 
@@ -245,11 +246,26 @@ def _hash_code(digest: Any, code: types.CodeType | None) -> None:
             digest.update(repr(constant).encode())
 
 
-def provenance_after(upstream: str, stage: str, code: str | None, arguments: str = "") -> str:
+Provenance: TypeAlias = "str | tuple[Provenance, str, str | None, str]"
+"""A record's provenance: a digest, or a link not digested yet, ``(upstream, stage, code,
+arguments)``. Links cost a tuple per stage; they are digested only when a cache entry is
+looked up or stored."""
+
+
+def provenance_after(
+    upstream: Provenance, stage: str, code: str | None, arguments: str = ""
+) -> str:
     """The provenance of a record's state after ``stage`` ran on it: a Merkle chain link
     over the provenance before it (``upstream``), the stage's name and code fingerprint, and
     the arguments it was called with. Equal links mean the same code made the same state."""
-    return hashlib.md5(f"{upstream}\0{stage}\0{code}\0{arguments}".encode()).hexdigest()
+    return md5_hex(f"{provenance_digest(upstream)}\0{stage}\0{code}\0{arguments}")
+
+
+def provenance_digest(provenance: Provenance) -> str:
+    """The digest a provenance stands for (a link is digested, its upstream first)."""
+    if isinstance(provenance, str):
+        return provenance
+    return provenance_after(*provenance)
 
 
 class Entry(NamedTuple):

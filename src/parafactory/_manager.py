@@ -260,7 +260,8 @@ class ArtifactManager:
         try:
             check_parameters_travel(record.params for record in plan.records if record.params)
             for record in plan.records:
-                check_state_travels(record.name, record.state)
+                if dict.__len__(record.state):  # values written while planning
+                    check_state_travels(record.name, record.state)
             for spec in plan.stages:
                 if travels_by_value(spec):
                     check_function_travels(spec.name, spec.function)

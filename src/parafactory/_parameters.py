@@ -14,12 +14,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from ._digests import md5 as _field_md5
 from ._errors import ParameterClassError
-
-try:  # CPython's own md5: for a field's few bytes, several times faster than OpenSSL's
-    from _md5 import md5 as _field_md5  # type: ignore[import-not-found]
-except ImportError:  # a Python built without it
-    from hashlib import md5 as _field_md5
 
 HashFunction = Callable[[Any, Any], Any]
 """``fn(param_set, value) -> representation``; ``None`` in its place skips the field."""
@@ -54,7 +50,7 @@ class ExperimentParameters:
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls not in _DATACLASSES:
             _check_is_dataclass(cls)
-        return super().__new__(cls)
+        return object.__new__(cls)
 
     def params_hash(self, dry: bool = False) -> Any:
         """This parameter set's hash (the one given, else computed; ``hash`` is left as it
@@ -152,8 +148,9 @@ def _fields_hash_sum(params: Any) -> int:
     instance, or a class, whose field defaults count: curifactory's rule)."""
     custom = getattr(params, "hash_representations", None)
     total = 0
-    for name, known in _hashed_fields(params if isinstance(params, type) else params.__class__):
-        value = _field_value(params, name)
+    is_class = isinstance(params, type)
+    for name, known in _hashed_fields(params if is_class else params.__class__):
+        value = getattr(params, name) if not is_class else _class_default(params, name)
         if type(value) in _KEYED_BY_VALUE and not (custom and name in custom):
             part = known.get(value)  # most fields: no repr needed once the value is known
             total += _field_digest(name, repr(value), value, known) if part is None else part
@@ -187,12 +184,13 @@ def _representation(params: Any, name: str, value: Any, custom: Any) -> str | in
     return repr(value)
 
 
-def _field_value(params: Any, name: str) -> Any:
+def _class_default(cls: type, name: str) -> Any:
+    """A field's default on a dataclass class used as a value (its defaults are its hash)."""
     try:
-        return getattr(params, name)
-    except AttributeError:  # a dataclass class as a value: only its defaults can count
+        return getattr(cls, name)
+    except AttributeError:
         raise TypeError(
-            f"the dataclass class {params.__qualname__}, used as a parameter value, has no "
+            f"the dataclass class {cls.__qualname__}, used as a parameter value, has no "
             f"default for its field {name!r}, so it cannot be hashed (its field defaults are "
             "its hash, as in curifactory): give the field a plain default, or use an instance"
         ) from None

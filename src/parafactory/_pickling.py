@@ -20,7 +20,8 @@ import cloudpickle
 from ._bounded import TEXT_LIMIT, bounded
 from ._errors import UnpicklableStateError
 
-_PLAIN = (int, float, str, bool, bytes, type(None))
+_PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # exact types: always pickle
+_CONTAINERS = frozenset({dict, list, tuple, set})
 
 
 def dumps(value: Any) -> bytes:
@@ -89,7 +90,8 @@ def check_parameters_travel(param_sets: Iterable[Any]) -> None:
     checked: set[int] = set()
     for params in param_sets:
         for field, value in _fields_of(params):
-            if isinstance(value, _PLAIN) or id(value) in checked or _empty(value):
+            kind = type(value)
+            if kind in _PLAIN or (kind in _CONTAINERS and not value) or id(value) in checked:
                 continue
             checked.add(id(value))
             error = why_unpicklable(value)
@@ -142,10 +144,6 @@ def _global_names(code: types.CodeType) -> set[str]:
         if isinstance(constant, types.CodeType):
             names |= _global_names(constant)
     return names
-
-
-def _empty(value: Any) -> bool:
-    return isinstance(value, (dict, list, tuple, set)) and not value
 
 
 def _fields_of(params: Any) -> Iterable[tuple[str, Any]]:

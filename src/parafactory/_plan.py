@@ -65,10 +65,10 @@ class Planner:
         self._paths: dict[Record, _Path] = {}  # the calls made on each record, shared
         self._copied_from: dict[Record, Record] = {}  # copies made with make_copy
 
-    def add_record(self, record: Record, *, listed: bool) -> None:
+    def add_record(self, record: Record, hidden: bool) -> None:
         """A record was created while planning."""
         self.records.append(record)
-        if listed:
+        if not hidden:
             self._listed.append(record)
 
     def add_copy(self, original: Record, copy: Record) -> None:
@@ -98,9 +98,18 @@ class Planner:
             call = Call(spec, args, kwargs, tuple(records))
             self._add_aggregate(call, record)
         else:
-            call = Call(spec, args, kwargs) if args or kwargs else self._plain_call(spec)
-            self._add_to_chain(call, record)
-        self._paths[record] = self._paths.get(record, self._root).then(call)
+            if args or kwargs:
+                call = Call(spec, args, kwargs)
+            else:  # shared, so a batch of records pickles each call once
+                call = self._plain_calls.get(id(spec)) or self._plain_call(spec)
+            chain = self._last_step.get(record)
+            if chain is None or chain.is_aggregate or record in self._observers:
+                # A chain takes stages until an aggregate reads its record: later stages
+                # must wait for that aggregate, so they start a new chain.
+                chain = self._new_step(record, is_aggregate=False)
+            chain.calls.append(call)
+        path = self._paths.get(record, self._root)
+        self._paths[record] = path.children.get(id(call)) or path.then(call)
 
     def problems(self) -> list[str]:
         """What is wrong with the plan, found before anything runs (empty when nothing is):
@@ -116,19 +125,9 @@ class Planner:
         specs = {id(node.call.spec): node.call.spec for node in self._root.nodes() if node.call}
         return list(specs.values())
 
-    def _add_to_chain(self, call: Call, record: Record) -> None:
-        chain = self._last_step.get(record)
-        if chain is None or chain.is_aggregate or record in self._observers:
-            # A chain takes stages until an aggregate reads its record: later stages must
-            # wait for that aggregate, so they start a new chain.
-            chain = self._new_step(record, is_aggregate=False)
-        chain.calls.append(call)
-
     def _plain_call(self, spec: StageSpec) -> Call:
-        """The one argument-free call of ``spec``, shared so a batch pickles it once."""
-        call = self._plain_calls.get(id(spec))
-        if call is None:
-            call = self._plain_calls[id(spec)] = Call(spec, (), {})
+        """The one argument-free call of ``spec`` (made on its first use)."""
+        call = self._plain_calls[id(spec)] = Call(spec, (), {})
         return call
 
     def _add_aggregate(self, call: Call, record: Record) -> None:
@@ -165,9 +164,8 @@ class Planner:
         missing: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
         checked_paths: dict[_Path, list[tuple[str, str, tuple[str, ...]]]] = {}
         for record, path in self._paths.items():
-            written = self._written(record)
-            if written:  # values set while planning: this record's own check
-                gaps = path.missing_inputs(written)
+            if dict.__len__(record.state) or record in self._copied_from:
+                gaps = path.missing_inputs(self._written(record))  # its own state: its check
             elif path in checked_paths:  # most records share a path: check each path once
                 gaps = checked_paths[path]
             else:
@@ -183,7 +181,7 @@ class Planner:
 
     def _written(self, record: Record) -> frozenset[str]:
         """The keys written to a record's state while planning (a copy's: its original's)."""
-        written = frozenset(dict.keys(record.state))
+        written = frozenset(dict(dict.items(record.state)))
         original = self._copied_from.get(record)
         return written if original is None else written | self._written(original)
 
@@ -263,6 +261,9 @@ def _defined_at(spec: StageSpec) -> str:
 def _parameter_name_clashes(records: list[Record]) -> list[str]:
     """Distinct parameter sets sharing a name: logs, reports and aggregates keyed by name
     could not tell them apart."""
+    named = [record.params for record in records if record.params is not None]
+    if len({params.name for params in named}) == len({id(params) for params in named}):
+        return []  # as many names as parameter sets: no clash
     sets_named: dict[str, dict[int, Any]] = {}
     for record in records:
         if record.params is not None:

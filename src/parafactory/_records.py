@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from ._cache import Artifact, Cache
+from ._cache import Artifact, Cache, Provenance
 from ._errors import PlanningStateError
 from ._parameters import ExperimentParameters, parameter_set_hash
 
@@ -27,8 +27,8 @@ from ._parameters import ExperimentParameters, parameter_set_hash
 class CallRecorder(Protocol):
     """What records and stages tell while an experiment is planned (``_plan.Planner``)."""
 
-    def add_record(self, record: Record, *, listed: bool) -> None:
-        """A record was created; ``listed``: it is in the manager's records (not hidden)."""
+    def add_record(self, record: Record, hidden: bool) -> None:
+        """A record was created (``hidden``: it is not in the manager's records)."""
 
     def add_copy(self, original: Record, copy: Record) -> None:
         """``copy = original.make_copy()`` was called: the copy takes the state then."""
@@ -76,33 +76,10 @@ class ManagerView:
         """curifactory's name for :attr:`name`."""
         return self.name
 
-    @property
-    def cache(self) -> Cache | None:
-        """The running stage's cache (what ``record.get_path`` names files after)."""
-        running = _running_stage.get()
-        return running.cache if running is not None else None
 
-
-class RunningStage(NamedTuple):
-    """The stage running in this context, and the cache it stores into (``None``: dry)."""
-
-    name: str
-    cache: Cache | None
-
-
-_running_stage: contextvars.ContextVar[RunningStage | None] = contextvars.ContextVar(
-    "parafactory_running_stage", default=None
-)
-
-
-@contextlib.contextmanager
-def running_stage(name: str, cache: Cache | None) -> Iterator[None]:
-    """While a stage's function runs: what ``record.get_path`` names files after."""
-    token = _running_stage.set(RunningStage(name, cache))
-    try:
-        yield
-    finally:
-        _running_stage.reset(token)
+RunningStage = tuple[str, "Cache | None"]
+"""The stage running on a record, and the cache it stores into (``None``: dry): what
+``record.get_path`` names files after. A plain tuple: one is made per stage call."""
 
 
 class Record:
@@ -135,7 +112,8 @@ class Record:
         self.input_records: list[Record] = []  # what an aggregate on this record read
         self._aggregated = False  # an aggregate over some records ran on it: it may cache
         self._inputs_overwrite = False  # ... and one of those records says overwrite=True
-        self._provenance = ""  # of the code that made the state so far (see _cache)
+        self._provenance: Provenance = ""  # of the code that made the state (see _cache)
+        self._running: RunningStage | None = None  # set while a stage runs on it
         self._planner = _planning.get()
         if params is not None:
             params.hash = parameter_set_hash(params)
@@ -144,7 +122,7 @@ class Record:
         # While its experiment is planned, no stage has run: the state can only be written.
         self.state: dict[str, Any] = State() if self._planner is None else WriteOnlyState()
         if self._planner is not None:
-            self._planner.add_record(self, listed=not hide)
+            self._planner.add_record(self, hide)
 
     @property
     def name(self) -> str:
@@ -274,13 +252,13 @@ def _rebuilt_record(
     combo_hash: str | None,
     aggregated: bool,
     inputs_overwrite: bool,
-    provenance: str,
+    provenance: Provenance,
 ) -> Record:
     record = Record.__new__(Record)
     record.manager = record._planner = None
     record.params, record.state, record.stages = params, State(state), stages
     record._output, record.error, record.index, record.combo_hash = output, error, index, combo_hash
-    record.input_records, record._provenance = [], provenance
+    record.input_records, record._provenance, record._running = [], provenance, None
     record._aggregated, record._inputs_overwrite = aggregated, inputs_overwrite
     return record
 
@@ -290,10 +268,10 @@ def stage_file(
 ) -> Path:
     """``{cache dir}[/subdir]/{prefix}_{hash}_{stage}_{obj_name}``: where a stage's own file
     goes, its directory made. The stage is the one running, else the record's last one."""
-    running = _running_stage.get()
-    cache = running.cache if running is not None else getattr(record.manager, "cache", None)
+    running = record._running
+    cache = running[1] if running is not None else getattr(record.manager, "cache", None)
     if stage_name is None:
-        stage_name = running.name if running is not None else (record.stages or [""])[-1]
+        stage_name = running[0] if running is not None else (record.stages or [""])[-1]
     if cache is not None:
         directory, default_prefix = cache.directory, cache.prefix
     else:  # dry: nothing may be written to the project

@@ -36,7 +36,7 @@ from ._interrupts import Terminated, stop_signals_raise, stops_the_run
 from ._pickling import loads
 from ._plan import Step
 from ._progress import Progress
-from ._records import Record, copy_state
+from ._records import OutputOf, Record, copy_state
 from ._stages import arguments_digest, execute, lookup, take_outputs
 from ._timeouts import KILL_GRACE_SECONDS, effective_limit
 from ._transfer import unspill
@@ -249,7 +249,8 @@ class Scheduler:
             record.state.pop(key, None)
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
-            record.output = result.output
+            keys = result.output_keys
+            record.output = result.output if keys is None else OutputOf(*keys)
             record._provenance = result.provenance
         _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
@@ -422,7 +423,7 @@ def _decoded(task: ChainTask, result: ChainResult | bytes) -> ChainResult:
     if not isinstance(result, bytes):
         return result
     try:
-        decoded: ChainResult = loads(result)
+        decoded = ChainResult(*loads(result))
     except Exception as error:  # noqa: BLE001 - whatever breaks, it breaks this record only
         stage_name = task.calls[-1].spec.name
         failure = UnpicklableOutputError(
@@ -433,7 +434,9 @@ def _decoded(task: ChainTask, result: ChainResult | bytes) -> ChainResult:
             stage_name=stage_name,
         )
         failed = StageFailure(stage_name, failure, "", is_record_error=True)
-        return ChainResult(task.step_id, {}, [], [], None, task.record._provenance, failed, 0.0)
+        return ChainResult(
+            task.step_id, {}, [], [], None, None, task.record._provenance, failed, 0.0
+        )
     return decoded
 
 

@@ -26,12 +26,14 @@ from ._cache import (
     Hit,
     Lazy,
     Miss,
+    Provenance,
     code_fingerprint,
     provenance_after,
+    provenance_digest,
 )
 from ._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
 from ._parameters import combined_hash
-from ._records import OutputOf, Record, State, running_stage
+from ._records import OutputOf, Record, State
 from ._timeouts import effective_limit, time_limit
 
 logger = logging.getLogger("parafactory")
@@ -51,6 +53,11 @@ class StageSpec:
     fingerprint: str | None = None  # of the function's code, to notice stale cache entries
     suppress_missing_inputs: bool = False  # inputs missing from the state arrive as None
     timeout: float | None = None  # seconds a call may run before it is stopped
+
+    @functools.cached_property
+    def output_reference(self) -> OutputOf:
+        """``record.output`` after this stage ran: its outputs, read from the state."""
+        return OutputOf(self.outputs, several=len(self.outputs) > 1)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         # The decorated callable is what a module exposes under the function's name, so a
@@ -188,21 +195,25 @@ def execute(
     group = list(records) if records is not None else []
     if spec.is_aggregate:
         _aggregate_over(record, group)
-    upstream = upstream_of(spec, record, group)
-    arguments = arguments_digest(args, kwargs)
-    found = lookup(spec, record, upstream, arguments, cache)
-    if isinstance(found, Hit):
+        upstream = upstream_of(spec, record, group)
+    else:
+        upstream = record._provenance
+    arguments = arguments_digest(args, kwargs) if args or kwargs else ""
+    found = lookup(spec, record, upstream, arguments, cache) if spec.cachers else None
+    if found is not None and isinstance(found, Hit):
         logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         take_outputs(spec, record, found)
         return record
-    provenance = provenance_after(upstream, spec.name, spec.fingerprint, arguments)
+    provenance: Provenance = (upstream, spec.name, spec.fingerprint, arguments)
     if found is not None:
         provenance = _explain_recompute(spec, record, found, provenance)
     logger.debug("Running %s on %s", spec.name, record.name)
     result = _invoke(spec, record, group, args, kwargs, cache, timeout)
     values = _output_values(spec, record, result)
     if cache is not None and spec.cachers:
-        values = cache.store(_entry(spec, record, arguments), values, upstream, provenance)
+        provenance = provenance_digest(provenance)
+        entry = _entry(spec, record, arguments)
+        values = cache.store(entry, values, provenance_digest(upstream), provenance)
     for name, value in values.items():
         record.state[name] = value
     record.output = _output_reference(spec, result)
@@ -240,26 +251,29 @@ def _invoke(
         inputs = _collect_inputs(spec, group, kwargs)
     else:
         leading = (record,)
-        inputs = _read_inputs(spec, record, kwargs)
-    limit = effective_limit(spec.timeout, timeout)
-    with running_stage(spec.name, cache):
+        inputs = _read_inputs(spec, record, kwargs) if spec.inputs else {}
+    limit = spec.timeout if timeout is None else effective_limit(spec.timeout, timeout)
+    record._running = (spec.name, cache)
+    try:
         if limit is None:
             return spec.function(*leading, *args, **inputs, **kwargs)
         with time_limit(limit, record.name, spec.name):
             return spec.function(*leading, *args, **inputs, **kwargs)
+    finally:
+        record._running = None
 
 
-def upstream_of(spec: StageSpec, record: Record, group: Sequence[Record]) -> str:
+def upstream_of(spec: StageSpec, record: Record, group: Sequence[Record]) -> Provenance:
     """The provenance a stage starts from: the record's own, and for an aggregate also
     that of every record in its group (as the group is a set, in no particular order)."""
     if not spec.is_aggregate:
         return record._provenance
-    members = ",".join(sorted(member._provenance for member in group))
+    members = ",".join(sorted(provenance_digest(member._provenance) for member in group))
     return provenance_after(record._provenance, "<records>", None, members)
 
 
 def lookup(
-    spec: StageSpec, record: Record, upstream: str, arguments: str, cache: Cache | None
+    spec: StageSpec, record: Record, upstream: Provenance, arguments: str, cache: Cache | None
 ) -> Hit | Miss | None:
     """The stage's cached outputs for ``record`` from ``upstream``, why there are none
     (:class:`Miss`), or ``None`` when the stage is not cached at all."""
@@ -271,7 +285,7 @@ def lookup(
         return Miss(_OVERWRITE_STAGE if spec.name in cache.overwrite_stages else _OVERWRITE_ALL)
     if record.params is not None and record.params.overwrite:
         return Miss(_OVERWRITE_PARAMS)
-    found = cache.lookup(_entry(spec, record, arguments), upstream)
+    found = cache.lookup(_entry(spec, record, arguments), provenance_digest(upstream))
     if isinstance(found, Hit) and record.params is None and record._inputs_overwrite:
         return Miss(_OVERWRITE_INPUTS)  # curifactory's rule, where provenance saw no change
     return found
@@ -305,7 +319,9 @@ _OVERWRITES = (_OVERWRITE_ALL, _OVERWRITE_STAGE, _OVERWRITE_PARAMS, _OVERWRITE_I
 _NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifactory; said once
 
 
-def _explain_recompute(spec: StageSpec, record: Record, miss: Miss, provenance: str) -> str:
+def _explain_recompute(
+    spec: StageSpec, record: Record, miss: Miss, provenance: Provenance
+) -> Provenance:
     """Log why a cached stage runs; returns the provenance its outputs will carry.
 
     A forced recompute gets a provenance of its own, so every stage and aggregate that
@@ -337,9 +353,7 @@ def arguments_digest(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def _output_reference(spec: StageSpec, result: Any) -> Any:
     """What ``record.output`` keeps: a reference to the outputs in state, or the value itself."""
-    if not spec.outputs:
-        return result
-    return OutputOf(spec.outputs, several=len(spec.outputs) > 1)
+    return spec.output_reference if spec.outputs else result
 
 
 def _call(

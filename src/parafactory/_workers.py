@@ -12,6 +12,7 @@ the manager.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 import time
 import traceback
@@ -20,13 +21,13 @@ from typing import Any, NamedTuple
 
 from . import _worker_logs
 from ._bounded import bounded
-from ._cache import Artifact, Cache
+from ._cache import Artifact, Cache, Provenance
 from ._errors import UnpicklableOutputError
 from ._interrupts import stops_the_run
 from ._isolation import must_retire, put_back, watch_this_worker, work_in
 from ._pickling import dumps, travelling_exception, why_unpicklable
 from ._plan import Call
-from ._records import ManagerView, Record
+from ._records import ManagerView, OutputOf, Record
 from ._stages import execute, stored_artifact
 from ._transfer import spill_large
 from ._worker_status import mark_idle, mark_retired, mark_running, stop_requested
@@ -56,18 +57,30 @@ class StageFailure:
 
 @dataclasses.dataclass
 class ChainResult:
-    """What a chain changed in its record's state, and how it ended."""
+    """What a chain changed in its record's state, and how it ended.
+
+    It travels to the parent as a plain tuple (:meth:`as_tuple`): pickled one record at a
+    time, a tuple of built-in values costs a fraction of a dataclass or named tuple.
+    """
 
     step_id: int
     changed: dict[str, Any]
     removed: list[str]
     stages: list[str]
-    output: Any
-    provenance: str
+    output: Any  # what the last stage returned, when it is not among its outputs
+    output_keys: tuple[tuple[str, ...], bool] | None  # else: where in the state it is
+    provenance: Provenance
     failure: StageFailure | None
     seconds: float
     logs: list[Any] = dataclasses.field(default_factory=list)
     logs_sent: tuple[int, int] | None = None  # (pid, count) of records sent live so far
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The fields, in order: ``ChainResult(*result.as_tuple())`` rebuilds it."""
+        return _CHAIN_RESULT_FIELDS(self)
+
+
+_CHAIN_RESULT_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(ChainResult)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +121,9 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult |
         setup.parent_pid, setup.log_address, setup.log_level
     ) as collected:
         for task in tasks:
-            if stop_early or (last is not None and _stopping(last, setup)):
+            if stop_early or (
+                last is not None and setup.stop_at_failure and _stopping(last, setup)
+            ):
                 break  # the tasks not run get no result: the parent resends or drops them
             last = run_chain(task, setup)
             if local_worker:
@@ -138,10 +153,8 @@ def _isolate_records(tasks: list[ChainTask], setup: WorkerSetup) -> None:
 
 
 def _stopping(last: ChainResult, setup: WorkerSetup) -> bool:
-    """Whether a batch stops before its next chain: ``errors="raise"`` and a failure here
-    or, for local workers, anywhere in the run (the parent raises the stop flag)."""
-    if not setup.stop_at_failure:
-        return False
+    """With ``errors="raise"``: whether a batch stops before its next chain, after a failure
+    here or, for local workers, anywhere in the run (the parent raises the stop flag)."""
     if last.failure is not None:
         return True
     return setup.scratch_dir is not None and stop_requested(setup.scratch_dir)
@@ -168,7 +181,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
                     call.spec.name, travelling_exception(error), bounded(traceback.format_exc())
                 )
                 break
-    state = record.state
+    state, output = record.state, record._output
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})  # read from disk in this chain
     changed = {  # every value, as a stage may change one in place; on disk, as an artifact
         key: loaded.get(key, value)
@@ -180,7 +193,8 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
         changed=changed,
         removed=[key for key in before if key not in state],
         stages=record.stages[stages_before:],
-        output=record._output,  # a reference when the output is in the state
+        output=None if isinstance(output, OutputOf) else output,
+        output_keys=(output.keys, output.several) if isinstance(output, OutputOf) else None,
         provenance=record._provenance,
         failure=failure,
         seconds=time.perf_counter() - started,
@@ -198,7 +212,7 @@ def _encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
     cache file if its stage has a cacher; otherwise it stays here and the record fails
     with :class:`UnpicklableOutputError` at the stage that made it."""
     try:
-        return dumps(result)
+        return dumps(result.as_tuple())
     except Exception:  # noqa: BLE001 - find the culprits below, value by value
         pass
     culprits = {key: why_unpicklable(value) for key, value in result.changed.items()}
@@ -214,7 +228,7 @@ def _encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
             result.failure = _unpicklable_output(key, error, task, result)
     if why_unpicklable(result.output) is not None:
         result.output = None
-    return dumps(result)
+    return dumps(result.as_tuple())
 
 
 def _producer(key: str, task: ChainTask) -> Call | None:
