@@ -24,7 +24,7 @@ from ._parameters import ExperimentParameters, parameters_representation
 from ._pickling import check_function_travels, check_parameters_travel, check_state_travels
 from ._plan import Plan, Planner
 from ._progress import Progress
-from ._records import ManagerView, Record, WriteOnlyState, planning
+from ._records import ManagerView, Record, planning
 from ._run_store import next_run_number
 from ._scheduler import ErrorPolicy, Scheduler
 from ._scratch import scratch_directory
@@ -242,17 +242,15 @@ class ArtifactManager:
             try:
                 with planning(planner):
                     experiment(param_sets, self)
-                problems = planner.problems()
-                if problems:
-                    raise PlanError(problems)
             except BaseException:
                 del self.records[first_new:]  # nothing runs: leave no half-planned records
                 raise
             finally:
-                for record in planner.records:
-                    record._planner = None
-                    if isinstance(record.state, WriteOnlyState):
-                        record.state.unlock()
+                planner.finish()
+            problems = planner.problems()
+            if problems:
+                del self.records[first_new:]
+                raise PlanError(problems)
         return Plan(self.records[first_new:], planner.steps, planner.stages())
 
     def _check_travels(self, plan: Plan) -> None:

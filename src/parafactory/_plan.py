@@ -12,11 +12,11 @@ looked at it before they ran, so every step sees exactly the eager state.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from typing import Any, NamedTuple
 
 from ._errors import quoted_names
-from ._records import Record
+from ._records import Record, WriteOnlyState
 from ._stages import StageSpec
 
 
@@ -64,6 +64,7 @@ class Planner:
         self._root = _Path(None, None)
         self._paths: dict[Record, _Path] = {}  # the calls made on each record, shared
         self._copied_from: dict[Record, Record] = {}  # copies made with make_copy
+        self._written_records: list[Record] = []  # with state written while planning
 
     def add_record(self, record: Record, hidden: bool) -> None:
         """A record was created while planning."""
@@ -158,18 +159,33 @@ class Planner:
             before.needed_by.append(after.id)
             after.needs += 1
 
+    def finish(self) -> None:
+        """Planning is over: states become readable, and records whose state was written
+        while planning are noted (their inputs are checked one by one)."""
+        for record in self.records:
+            record._planner = None
+            state = record.state
+            if isinstance(state, WriteOnlyState):
+                if dict.__len__(state):
+                    self._written_records.append(record)
+                state.unlock()
+
     def _missing_inputs(self) -> list[str]:
         """Stage inputs that no earlier stage of the record outputs and its state lacks,
-        one line per stage and input, naming every record affected."""
+        one line per stage and input, naming every record affected. Each distinct
+        sequence of calls is checked once; records are looked at only when one is wrong,
+        or when their state was written while planning (or copied)."""
+        gaps_at = self._root.gaps_below()
+        special = set(self._written_records) | set(self._copied_from)
+        if not gaps_at and not special:
+            return []
         missing: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
-        checked_paths: dict[_Path, list[tuple[str, str, tuple[str, ...]]]] = {}
-        for record, path in self._paths.items():
-            if dict.__len__(record.state) or record in self._copied_from:
-                gaps = path.missing_inputs(self._written(record))  # its own state: its check
-            elif path in checked_paths:  # most records share a path: check each path once
-                gaps = checked_paths[path]
+        affected = self._paths.items() if gaps_at else [(r, self._paths[r]) for r in special]
+        for record, path in affected:
+            if record in special:
+                gaps = path.missing_inputs(self._written(record))
             else:
-                gaps = checked_paths[path] = path.missing_inputs(frozenset())
+                gaps = [gap for node in path.ancestry() for gap in gaps_at.get(node, ())]
             for gap in gaps:
                 missing.setdefault(gap, []).append(record.name)
         return [
@@ -205,27 +221,40 @@ class _Path:
             child = self.children[id(call)] = _Path(self, call)
         return child
 
-    def calls(self) -> list[Call]:
-        """The calls from the first to this one."""
-        calls = []
+    def ancestry(self) -> list[_Path]:
+        """This node and those above it, up to (not including) the root."""
+        nodes = []
         node: _Path | None = self
         while node is not None and node.call is not None:
-            calls.append(node.call)
+            nodes.append(node)
             node = node.parent
-        return calls[::-1]
+        return nodes
 
     def missing_inputs(self, written: frozenset[str]) -> list[tuple[str, str, tuple[str, ...]]]:
-        """(stage, input, what was available) for each input no earlier call provided."""
+        """(stage, input, what was available) for each input no earlier call provided,
+        along this path, starting from the ``written`` state."""
         available = set(written)
         gaps = []
-        for call in self.calls():
-            spec = call.spec
-            if not spec.is_aggregate and not spec.suppress_missing_inputs:
-                for name in spec.inputs:
-                    if name not in available and name not in call.kwargs:
-                        gaps.append((spec.name, name, tuple(sorted(available))))
-            available.update(spec.outputs)
+        for node in reversed(self.ancestry()):
+            assert node.call is not None
+            gaps += _gaps(node.call, available)
+            available.update(node.call.spec.outputs)
         return gaps
+
+    def gaps_below(self) -> dict[_Path, list[tuple[str, str, tuple[str, ...]]]]:
+        """The nodes below this one (the root) whose call lacks an input, from an empty
+        state: each node checked once, however many records share it."""
+        found = {}
+        pending: list[tuple[_Path, frozenset[str]]] = [(self, frozenset())]
+        while pending:
+            node, available = pending.pop()
+            for child in node.children.values():
+                assert child.call is not None
+                gaps = _gaps(child.call, available)
+                if gaps:
+                    found[child] = gaps
+                pending.append((child, available | frozenset(child.call.spec.outputs)))
+        return found
 
     def nodes(self) -> Iterator[_Path]:
         """This node and every node below it."""
@@ -234,6 +263,19 @@ class _Path:
             node = pending.pop()
             yield node
             pending.extend(node.children.values())
+
+
+def _gaps(call: Call, available: Set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(stage, input, available) for each input of a regular stage's call that is neither
+    available nor given as a keyword argument (unless it suppresses missing inputs)."""
+    spec = call.spec
+    if spec.is_aggregate or spec.suppress_missing_inputs:
+        return []
+    return [
+        (spec.name, name, tuple(sorted(available)))
+        for name in spec.inputs
+        if name not in available and name not in call.kwargs
+    ]
 
 
 def _stage_name_clashes(root: _Path) -> list[str]:

@@ -15,7 +15,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -94,6 +94,13 @@ class Record:
     ({}, 'fbfbde1db878403f89d2b0b9cdf4fbbd')
     """
 
+    # Defaults kept on the class: most records never change them, and a sweep has many.
+    input_records: Sequence[Record] = ()  # what an aggregate on this record read
+    _aggregated = False  # an aggregate over some records ran on it: it may cache
+    _inputs_overwrite = False  # ... and one of those records says overwrite=True
+    _provenance: Provenance = ""  # of the code that made the state so far (see _cache)
+    _running: RunningStage | None = None  # set while a stage runs on it
+
     def __init__(
         self, manager: Any, params: ExperimentParameters | None, hide: bool = False
     ) -> None:
@@ -109,11 +116,6 @@ class Record:
         self.error: BaseException | None = None
         self.index = -1
         self.combo_hash: str | None = None
-        self.input_records: list[Record] = []  # what an aggregate on this record read
-        self._aggregated = False  # an aggregate over some records ran on it: it may cache
-        self._inputs_overwrite = False  # ... and one of those records says overwrite=True
-        self._provenance: Provenance = ""  # of the code that made the state (see _cache)
-        self._running: RunningStage | None = None  # set while a stage runs on it
         self._planner = _planning.get()
         if params is not None:
             params.hash = parameter_set_hash(params)
@@ -258,8 +260,11 @@ def _rebuilt_record(
     record.manager = record._planner = None
     record.params, record.state, record.stages = params, State(state), stages
     record._output, record.error, record.index, record.combo_hash = output, error, index, combo_hash
-    record.input_records, record._provenance, record._running = [], provenance, None
-    record._aggregated, record._inputs_overwrite = aggregated, inputs_overwrite
+    record._provenance, record._aggregated, record._inputs_overwrite = (
+        provenance,
+        aggregated,
+        inputs_overwrite,
+    )
     return record
 
 
