@@ -151,10 +151,13 @@ def _fields_hash_sum(params: Any) -> int:
     is_class = isinstance(params, type)
     for name, known in _hashed_fields(params if is_class else params.__class__):
         value = getattr(params, name) if not is_class else _class_default(params, name)
-        if type(value) in _KEYED_BY_VALUE and not (custom and name in custom):
-            part = known.get(value)  # most fields: no repr needed once the value is known
-            total += _field_digest(name, repr(value), value, known) if part is None else part
-            continue
+        if not (custom and name in custom):
+            if type(value) in _KEYED_BY_VALUE:
+                part = known.get(value)  # most fields: no repr needed once the value is known
+                total += _field_digest(name, repr(value), value, known) if part is None else part
+                continue
+            if value is None:
+                continue
         representation = _representation(params, name, value, custom)
         if representation is None:
             continue

@@ -40,6 +40,7 @@ class Step:
     needs: int = 0  # how many steps must finish before this one starts
     needed_by: list[int] = dataclasses.field(default_factory=list)  # steps waiting on this one
     copy_of: Record | None = None  # a copy step: the record takes a copy of this one's state
+    path: _Path | None = None  # the calls made on the record up to the end of this step
 
 
 class Plan(NamedTuple):
@@ -61,8 +62,7 @@ class Planner:
         self._last_step: dict[Record, Step] = {}  # each record's latest step
         self._observers: dict[Record, list[Step]] = {}  # aggregates that read each record
         self._plain_calls: dict[int, Call] = {}  # spec id -> its call without arguments
-        self._root = _Path(None, None)
-        self._paths: dict[Record, _Path] = {}  # the calls made on each record, shared
+        self._root = _Path(None, None)  # every record's calls, as paths in one tree
         self._copied_from: dict[Record, Record] = {}  # copies made with make_copy
         self._written_records: list[Record] = []  # with state written while planning
 
@@ -80,8 +80,8 @@ class Planner:
         step.copy_of = original
         if original in self._last_step:
             self._link(self._last_step[original], step)
+            step.path = self._last_step[original].path
         self._observers.setdefault(original, []).append(step)
-        self._paths[copy] = self._paths.get(original, self._root)
         self._copied_from[copy] = original
 
     def add_call(
@@ -109,8 +109,8 @@ class Planner:
                 # must wait for that aggregate, so they start a new chain.
                 chain = self._new_step(record, is_aggregate=False)
             chain.calls.append(call)
-        path = self._paths.get(record, self._root)
-        self._paths[record] = path.children.get(id(call)) or path.then(call)
+            path = chain.path or self._root
+            chain.path = path.children.get(id(call)) or path.then(call)
 
     def problems(self) -> list[str]:
         """What is wrong with the plan, found before anything runs (empty when nothing is):
@@ -134,17 +134,19 @@ class Planner:
     def _add_aggregate(self, call: Call, record: Record) -> None:
         step = self._new_step(record, is_aggregate=True)
         step.calls.append(call)
+        step.path = (step.path or self._root).then(call)
         for member in call.group:
             if member in self._last_step and member is not record:
                 self._link(self._last_step[member], step)
             self._observers.setdefault(member, []).append(step)
 
     def _new_step(self, record: Record, *, is_aggregate: bool) -> Step:
-        step = Step(len(self.steps), record, [], is_aggregate, 0, [], None)
+        step = Step(len(self.steps), record, [], is_aggregate, 0, [], None, None)
         self.steps.append(step)
         previous = self._last_step.get(record)
         if previous is not None:
             self._link(previous, step)
+            step.path = previous.path
         if record in self._observers:
             for observer in self._observers.pop(record):
                 if observer is not step:
@@ -180,8 +182,9 @@ class Planner:
         if not gaps_at and not special:
             return []
         missing: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
-        affected = self._paths.items() if gaps_at else [(r, self._paths[r]) for r in special]
-        for record, path in affected:
+        paths = {record: step.path or self._root for record, step in self._last_step.items()}
+        for record in paths if gaps_at else special:
+            path = paths.get(record, self._root)
             if record in special:
                 gaps = path.missing_inputs(self._written(record))
             else:
