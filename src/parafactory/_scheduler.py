@@ -98,6 +98,7 @@ class Scheduler:
         self._seconds_per_chain: float | None = None
         self._stopping = False
         self._overdue: dict[int, StageTimeoutError] = {}  # steps whose worker was killed
+        self._references: dict[tuple[tuple[str, ...], bool], OutputOf] = {}
         for step in steps:
             if not step.needs:
                 self._make_ready(step)
@@ -250,14 +251,22 @@ class Scheduler:
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
             keys = result.output_keys
-            record.output = result.output if keys is None else OutputOf(*keys)
+            record.output = result.output if keys is None else self._output_of(keys)
             record._provenance = result.provenance
-        _log_listener.replay(result.logs)
+        if result.logs:
+            _log_listener.replay(result.logs)
         self._learn_chain_seconds(result.seconds)
         if result.failure is None:
             self._resolve(step, _Outcome.OK)
         else:
             self._fail(step, _stage_error(record, result.failure))
+
+    def _output_of(self, keys: tuple[tuple[str, ...], bool]) -> OutputOf:
+        """One reference per set of output keys, shared by the records that need it."""
+        reference = self._references.get(keys)
+        if reference is None:
+            reference = self._references[keys] = OutputOf(*keys)
+        return reference
 
     def _learn_chain_seconds(self, seconds: float) -> None:
         previous = self._seconds_per_chain

@@ -450,7 +450,12 @@ def _output_values(spec: StageSpec, record: Record, result: Any) -> dict[str, An
     outputs, one value per output; anything else is the one output."""
     if not spec.outputs:
         return {}
-    values = result if isinstance(result, tuple) else (result,)
+    if not isinstance(result, tuple):
+        if len(spec.outputs) == 1:
+            return {spec.outputs[0]: result}
+        values: tuple[Any, ...] = (result,)
+    else:
+        values = result
     if len(values) != len(spec.outputs):
         returned = f"a tuple of {len(values)}" if isinstance(result, tuple) else "one value"
         raise StageOutputError(

@@ -165,7 +165,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
     record = task.record
     record.manager = setup.manager
     stages_before = len(record.stages)
-    before = dict(dict.items(record.state))
+    before = dict(dict.items(record.state)) if dict.__len__(record.state) else {}
     started = time.perf_counter()
     failure = None
     with _worker_logs.tagged(record.name):
@@ -188,16 +188,17 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
         for key, value in dict.items(state)
         if not (isinstance(value, Artifact) and before.get(key) is value)
     }
+    in_state = isinstance(output, OutputOf)
     return ChainResult(
-        step_id=task.step_id,
-        changed=changed,
-        removed=[key for key in before if key not in state],
-        stages=record.stages[stages_before:],
-        output=None if isinstance(output, OutputOf) else output,
-        output_keys=(output.keys, output.several) if isinstance(output, OutputOf) else None,
-        provenance=record._provenance,
-        failure=failure,
-        seconds=time.perf_counter() - started,
+        task.step_id,
+        changed,
+        [key for key in before if key not in state] if before else [],
+        record.stages[stages_before:],
+        None if in_state else output,
+        (output.keys, output.several) if in_state else None,
+        record._provenance,
+        failure,
+        time.perf_counter() - started,
     )
 
 
