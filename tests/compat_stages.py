@@ -19,8 +19,24 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 import parafactory as cf
 from parafactory.caching import JsonCacher
+
+# How the compatibility tests run a scenario: eagerly, and with map/run on every backend
+# (the ``backend`` fixture of conftest.py).
+_PARALLEL = ["inprocess", "loky", "dask"]
+EVERY_WAY = pytest.mark.parametrize(
+    ("mode", "backend"),
+    [("eager", "inprocess")] + [(m, b) for m in ("map", "run") for b in _PARALLEL],
+    indirect=["backend"],
+)
+EAGER_OR_RUN = pytest.mark.parametrize(
+    ("mode", "backend"),
+    [("eager", "inprocess")] + [("run", b) for b in _PARALLEL],
+    indirect=["backend"],
+)
 
 # -- parameter classes --------------------------------------------------------------------
 

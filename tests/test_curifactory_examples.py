@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import parafactory as cf
-from compat_stages import AB
+from compat_stages import AB, EAGER_OR_RUN, EVERY_WAY
 from curifactory_examples.experiments import simple_cache
 from curifactory_examples.params import params1, params2
 from curifactory_examples.params.subparams import thing
@@ -37,18 +37,6 @@ pytestmark = pytest.mark.timeout(120)
 
 RECORDED = Path(__file__).parent / "curifactory_examples" / "recorded"
 BOOKKEEPING = {"params_registry.json", ".registry.lock"}
-
-_PARALLEL = ["inprocess", "loky", "dask"]
-EVERY_WAY = pytest.mark.parametrize(
-    ("mode", "backend"),
-    [("eager", "inprocess")] + [(m, b) for m in ("map", "run") for b in _PARALLEL],
-    indirect=["backend"],
-)
-EAGER_OR_RUN = pytest.mark.parametrize(
-    ("mode", "backend"),
-    [("eager", "inprocess")] + [("run", b) for b in _PARALLEL],
-    indirect=["backend"],
-)
 
 
 def recorded(scenario: str) -> dict:

@@ -26,6 +26,8 @@ import pytest
 
 import parafactory as cf
 from compat_stages import (
+    EAGER_OR_RUN,
+    EVERY_WAY,
     ModelParams,
     MyModelClass,
     NoneParams,
@@ -73,17 +75,6 @@ pytestmark = pytest.mark.timeout(120)
 TESTS = Path(__file__).parent
 
 # (mode, backend): eagerly, then manager.map / manager.run on each backend of conftest.
-_PARALLEL = ["inprocess", "loky", "dask"]
-EVERY_WAY = pytest.mark.parametrize(
-    ("mode", "backend"),
-    [("eager", "inprocess")] + [(m, b) for m in ("map", "run") for b in _PARALLEL],
-    indirect=["backend"],
-)
-EAGER_OR_RUN = pytest.mark.parametrize(
-    ("mode", "backend"),
-    [("eager", "inprocess")] + [("run", b) for b in _PARALLEL],
-    indirect=["backend"],
-)
 
 
 # -- helpers ------------------------------------------------------------------------------------

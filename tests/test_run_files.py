@@ -129,14 +129,20 @@ def store_warnings(caplog, store):
     ]
 
 
+def damaged_store(root, content: bytes):
+    """``data/runs/store.json`` under ``root``, holding ``content``."""
+    runs = root / "data" / "runs"
+    runs.mkdir(parents=True)
+    store = runs / "store.json"
+    store.write_bytes(content)
+    return store
+
+
 @pytest.mark.parametrize("content", list(DAMAGED.values()), ids=list(DAMAGED))
 def test_a_damaged_run_store_is_set_aside_and_numbering_starts_again(
     make_manager, tmp_path, caplog, content
 ):
-    runs = tmp_path / "data" / "runs"
-    runs.mkdir(parents=True)
-    store = runs / "store.json"
-    store.write_bytes(content)
+    store = damaged_store(tmp_path, content)
 
     with caplog.at_level(logging.WARNING):
         first = make_manager("parallel")
@@ -144,7 +150,7 @@ def test_a_damaged_run_store_is_set_aside_and_numbering_starts_again(
     warnings = store_warnings(caplog, store)
     assert len(warnings) == 1, caplog.text
     assert "damaged" in warnings[0] and "store.json.damaged" in warnings[0]
-    assert (runs / "store.json.damaged").read_bytes() == content
+    assert (store.parent / "store.json.damaged").read_bytes() == content
     assert json.loads(store.read_text()) == {"parallel": 1}
 
     caplog.clear()
@@ -159,10 +165,7 @@ def test_a_damaged_run_store_is_set_aside_and_numbering_starts_again(
 def test_a_dry_manager_only_warns_about_a_damaged_run_store(
     make_manager, tmp_path, caplog, content
 ):
-    runs = tmp_path / "data" / "runs"
-    runs.mkdir(parents=True)
-    store = runs / "store.json"
-    store.write_bytes(content)
+    store = damaged_store(tmp_path, content)
 
     with caplog.at_level(logging.WARNING):
         dry = make_manager("parallel", dry=True)
@@ -170,7 +173,7 @@ def test_a_dry_manager_only_warns_about_a_damaged_run_store(
     warnings = store_warnings(caplog, store)
     assert len(warnings) == 1 and "damaged" in warnings[0], caplog.text
     assert store.read_bytes() == content  # left as it was
-    assert sorted(path.name for path in runs.iterdir()) == ["store.json"]
+    assert sorted(path.name for path in store.parent.iterdir()) == ["store.json"]
 
 
 # -- damaged status slots ----------------------------------------------------------------
