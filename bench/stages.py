@@ -70,9 +70,7 @@ def pf_second(record: Record, a: Any) -> Any:
 
 
 @aggregate(inputs=["b"], outputs=["total"])
-def pf_total(
-    record: Record, records: list[Record], b: dict[Record, int]
-) -> tuple[tuple[int, int]]:
+def pf_total(record: Record, records: list[Record], b: dict[Record, int]) -> tuple[tuple[int, int]]:
     """:func:`total` as an aggregate, over the records in index order (a returned tuple is
     the outputs, as in curifactory: the pair is wrapped as the one output)."""
     return (total([b[member] for member in sorted(b, key=_index_of)]),)
