@@ -34,7 +34,7 @@ from parafactory import (
     aggregate,
     stage,
 )
-from parafactory._cache import Cache, Entry
+from parafactory._model.cache import Cache, Entry
 
 
 @dataclasses.dataclass

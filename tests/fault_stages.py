@@ -330,7 +330,7 @@ def damage_slots_then_die(record: Record):
     """``die``: put an empty and a short ``<pid>.status`` file (named after live processes)
     into the run's scratch directory, then SIGKILL this worker; ``sleep``: sleep
     ``seconds``; anything else: return at once."""
-    from parafactory import _worker_status
+    from parafactory._backends.local import status as _worker_status
 
     note_start(record.params)
     if record.params.action == "die":

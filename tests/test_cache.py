@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import parafactory._cache
+import parafactory._model.cache
 from cache_stages import (
     PAYLOAD,
     RACE_BYTES,
@@ -52,9 +52,9 @@ from parafactory import (
     aggregate,
     stage,
 )
-from parafactory._cache import Artifact, Cache, Hit
-from parafactory._parameters import parameter_set_hash
-from parafactory._scheduler import Scheduler
+from parafactory._core.scheduler import Scheduler
+from parafactory._model.cache import Artifact, Cache, Hit
+from parafactory._model.parameters import parameter_set_hash
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -728,13 +728,13 @@ def test_params_registry_maps_each_hash_to_its_parameters(tmp_path):
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_params_registry_is_written_once_per_run(tmp_path, monkeypatch, n_jobs):
     calls: list[int] = []
-    original = parafactory._cache.Cache.register
+    original = parafactory._model.cache.Cache.register
 
     def counting_register(self, representations):
         calls.append(len(representations))
         return original(self, representations)
 
-    monkeypatch.setattr(parafactory._cache.Cache, "register", counting_register)
+    monkeypatch.setattr(parafactory._model.cache.Cache, "register", counting_register)
     manager = manager_for(tmp_path)
     manager.map(sweep(tmp_path / "markers", 10), [first], n_jobs=n_jobs, progress=False)
 

@@ -1,4 +1,4 @@
-"""Tests for parafactory._cpus: CPU counting from fake /proc and /sys trees, n_jobs, threads."""
+"""Tests for parafactory._run.cpus: CPU counting from fake /proc and /sys trees, n_jobs, threads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from parafactory._cpus import (
+from parafactory._run.cpus import (
     N_JOBS_VARIABLE,
     THREAD_LIMIT_VARIABLES,
     resolve_n_jobs,

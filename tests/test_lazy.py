@@ -19,7 +19,7 @@ from cache_stages import (
     train,
 )
 from parafactory import Record
-from parafactory._cache import Artifact
+from parafactory._model.cache import Artifact
 
 pytestmark = pytest.mark.timeout(60)
 

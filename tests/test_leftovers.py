@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SCRIPTS, start_script
-from parafactory._scratch import scratch_base
+from parafactory._backends.local.scratch import scratch_base
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -80,7 +80,7 @@ def make_jobs(tmp_path, count=6, failing=None, seconds=0.0):
 
 def test_plain_lines_at_most_once_per_interval(make_manager, tmp_path, monkeypatch):
     interval = 0.3
-    monkeypatch.setattr("parafactory._progress.PLAIN_LINE_SECONDS", interval)
+    monkeypatch.setattr("parafactory._run.progress.PLAIN_LINE_SECONDS", interval)
     stream = FakePipe()
     monkeypatch.setattr(sys, "stderr", stream)
     with make_manager("progress_plain") as manager:

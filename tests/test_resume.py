@@ -23,8 +23,8 @@ import pytest
 
 from cache_stages import cache_dir_of, executions, manager_for, slow_square, sweep
 from helpers import SCRIPTS, start_script
-from parafactory._cache import Cache, Entry, Hit
-from parafactory._parameters import parameter_set_hash
+from parafactory._model.cache import Cache, Entry, Hit
+from parafactory._model.parameters import parameter_set_hash
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -20,7 +20,7 @@ import pytest
 
 from fault_stages import Fault, cached_double, cached_plus_one, damage_slots_then_die, started_pids
 from parafactory import WorkerDiedError
-from parafactory import _worker_status as worker_status
+from parafactory._backends.local import status as worker_status
 
 pytestmark = pytest.mark.timeout(120)
 

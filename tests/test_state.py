@@ -4,7 +4,7 @@ A stage with three cached outputs (``number``, ``table`` and ``Lazy("blob")``) r
 eagerly, on ``n_jobs=1`` and on loky ``n_jobs=2``, then again fully cached. Each way of
 reading the state must give the stage's values on both runs, load what is on disk on
 first use (``blob`` exactly once, counted by ``cache_stages.CountingCacher``), and never
-hand back a ``parafactory._cache.Artifact``.
+hand back a ``parafactory._model.cache.Artifact``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from cache_stages import cache_dir_of, executions, loads, manager_for
 from parafactory import Record
-from parafactory._cache import Artifact
+from parafactory._model.cache import Artifact
 from state_stages import items, produce, produce_compare_halve
 
 pytestmark = pytest.mark.timeout(120)

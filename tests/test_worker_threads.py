@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import parafactory._cpus as cpus
+import parafactory._run.cpus as cpus
 from parafactory import ExperimentParameters, stage
-from parafactory._cpus import usable_cpu_count
+from parafactory._run.cpus import usable_cpu_count
 
 CAPPED = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

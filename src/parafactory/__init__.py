@@ -3,7 +3,6 @@
 >>> from parafactory import ArtifactManager, ExperimentParameters, Record, stage, aggregate
 """
 
-from ._cache import Cacher, FileReferenceCacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
 from ._errors import (
     BackendUnavailableError,
     CacheEntryDamagedError,
@@ -21,9 +20,10 @@ from ._errors import (
     WorkerDiedError,
 )
 from ._manager import ArtifactManager
-from ._parameters import ExperimentParameters, set_hash_functions
-from ._records import Record
-from ._stages import aggregate, stage
+from ._model.cache import Cacher, FileReferenceCacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
+from ._model.parameters import ExperimentParameters, set_hash_functions
+from ._model.records import Record
+from ._model.stages import aggregate, stage
 
 __all__ = [
     "ArtifactManager",

@@ -15,21 +15,23 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from . import _log_listener, _logs, _report
 from ._backends import Backend, open_backend
-from ._cache import Cache
-from ._cpus import resolve_n_jobs
+from ._backends.local import log_listener as _log_listener
+from ._backends.local.scratch import scratch_directory
+from ._core.chains import WorkerSetup
+from ._core.plan import Plan, Planner
+from ._core.scheduler import ErrorPolicy, Scheduler
+from ._core.travel import check_function_travels, check_parameters_travel, check_state_travels
 from ._errors import PlanError, UnpicklableStateError
-from ._parameters import ExperimentParameters, parameters_representation
-from ._pickling import check_function_travels, check_parameters_travel, check_state_travels
-from ._plan import Plan, Planner
-from ._progress import Progress
-from ._records import ManagerView, Record, planning
-from ._run_store import next_run_number
-from ._scheduler import ErrorPolicy, Scheduler
-from ._scratch import scratch_directory
-from ._stages import check_timeout, spec_of, travels_by_value
-from ._workers import WorkerSetup
+from ._model.cache import Cache
+from ._model.parameters import ExperimentParameters, parameters_representation
+from ._model.records import ManagerView, Record, planning
+from ._model.stages import check_timeout, spec_of, travels_by_value
+from ._run import logs as _logs
+from ._run import report as _report
+from ._run.cpus import resolve_n_jobs
+from ._run.progress import Progress
+from ._run.store import next_run_number
 
 Experiment = Callable[[Any, "ArtifactManager"], Any]
 

@@ -4,7 +4,7 @@
 ``from parafactory.caching import JsonCacher``; the same names are also in ``parafactory``.
 """
 
-from ._cache import Cacher, FileReferenceCacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
+from ._model.cache import Cacher, FileReferenceCacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
 
 __all__ = [
     "Cacher",

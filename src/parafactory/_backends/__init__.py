@@ -11,9 +11,9 @@ import importlib
 from concurrent.futures import Executor
 from typing import Any
 
-from ._base import Backend
+from .base import Backend
 
-_MODULES = {"loky": "._loky", "dask": "._dask"}
+_MODULES = {"loky": ".local.pool", "dask": ".dask"}
 
 
 def open_backend(backend: str | Executor | None, workers: int, **options: Any) -> Backend:
@@ -22,11 +22,11 @@ def open_backend(backend: str | Executor | None, workers: int, **options: Any) -
     ``workers == 1`` with no backend named runs in the parent's own process.
     """
     if isinstance(backend, Executor):
-        from ._executor import ExecutorBackend
+        from .executor import ExecutorBackend
 
         return ExecutorBackend(backend, workers)
     if backend is None and workers == 1:
-        from ._inprocess import InProcessBackend
+        from .inprocess import InProcessBackend
 
         return InProcessBackend()
     name = backend or "loky"

@@ -19,18 +19,18 @@ import traceback
 import uuid
 from typing import Any, NamedTuple
 
-from . import _worker_logs
-from ._bounded import bounded
-from ._cache import Artifact, Cache, Provenance
-from ._errors import UnpicklableOutputError
-from ._interrupts import stops_the_run
-from ._isolation import must_retire, put_back, watch_this_worker, work_in
-from ._pickling import dumps, travelling_exception, why_unpicklable
-from ._plan import Call
-from ._records import ManagerView, OutputOf, Record
-from ._stages import execute, stored_artifact
-from ._transfer import spill_large
-from ._worker_status import mark_idle, mark_retired, mark_running, stop_requested
+from .._backends.local.isolation import must_retire, put_back, watch_this_worker, work_in
+from .._backends.local.spill import spill_large
+from .._backends.local.status import mark_idle, mark_retired, mark_running, stop_requested
+from .._bounded import bounded
+from .._errors import UnpicklableOutputError
+from .._model.cache import Artifact, Cache, Provenance
+from .._model.records import ManagerView, OutputOf, Record
+from .._model.stages import execute, stored_artifact
+from . import capture as _worker_logs
+from .interrupts import stops_the_run
+from .plan import Call
+from .travel import dumps, travelling_exception, why_unpicklable
 
 
 class ChainTask(NamedTuple):

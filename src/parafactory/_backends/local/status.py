@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from ._leftovers import process_alive
+from ..._leftovers import process_alive
 
 _SLOT = struct.Struct("qqd")  # step id, stage position, when it started (monotonic clock)
 _IDLE = -1

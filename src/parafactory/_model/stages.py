@@ -18,7 +18,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, SupportsIndex
 
-from ._cache import (
+from .._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
+from .cache import (
     Artifact,
     Cache,
     Cacher,
@@ -31,10 +32,9 @@ from ._cache import (
     provenance_after,
     provenance_digest,
 )
-from ._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
-from ._parameters import combined_hash
-from ._records import OutputOf, Record, State
-from ._timeouts import effective_limit, time_limit
+from .parameters import combined_hash
+from .records import OutputOf, Record, State
+from .time_limits import effective_limit, time_limit
 
 logger = logging.getLogger("parafactory")
 

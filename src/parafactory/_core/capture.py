@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from ._bounded import BoundMessages
+from .._bounded import BoundMessages
 
 _current_record: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "parafactory_record", default=None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._records import Record
+from .._model.records import Record
 
 
 def render(run_info: dict[str, Any], records: Sequence[Record]) -> str:

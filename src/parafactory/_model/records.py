@@ -19,9 +19,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from ._cache import Artifact, Cache, Provenance
-from ._errors import PlanningStateError
-from ._parameters import ExperimentParameters, parameter_set_hash
+from .._errors import PlanningStateError
+from .cache import Artifact, Cache, Provenance
+from .parameters import ExperimentParameters, parameter_set_hash
 
 
 class CallRecorder(Protocol):

@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ._leftovers import remove_dead
-from ._worker_status import create_stop_flag
+from ..._leftovers import remove_dead
+from .status import create_stop_flag
 
 SCRATCH_VARIABLE = "PARAFACTORY_SCRATCH_DIR"
 SHARED_MEMORY = Path("/dev/shm")

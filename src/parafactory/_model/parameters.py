@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from ._digests import md5 as _field_md5
-from ._errors import ParameterClassError
+from .._digests import md5 as _field_md5
+from .._errors import ParameterClassError
 
 HashFunction = Callable[[Any, Any], Any]
 """``fn(param_set, value) -> representation``; ``None`` in its place skips the field."""

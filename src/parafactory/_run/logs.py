@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ._bounded import BoundedFormatter
+from .._bounded import BoundedFormatter
 
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 _CONSOLE_FORMAT = "[%(levelname)s] %(message)s"

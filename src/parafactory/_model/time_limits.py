@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from ._errors import StageTimeoutError
+from .._errors import StageTimeoutError
 
 KILL_GRACE_SECONDS = 2.0
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from ._base import Backend
+from .base import Backend
 
 
 class InProcessExecutor(Executor):

@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from .._errors import BackendUnavailableError
-from ._base import Backend
+from .base import Backend
 
 _WAIT_SLICE_SECONDS = 1.0
 

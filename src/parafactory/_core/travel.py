@@ -17,8 +17,8 @@ from typing import Any
 
 import cloudpickle
 
-from ._bounded import TEXT_LIMIT, bounded
-from ._errors import UnpicklableStateError
+from .._bounded import TEXT_LIMIT, bounded
+from .._errors import UnpicklableStateError
 
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # exact types: always pickle
 _CONTAINERS = frozenset({dict, list, tuple, set})

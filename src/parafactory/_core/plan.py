@@ -15,9 +15,9 @@ import dataclasses
 from collections.abc import Iterator, Sequence, Set
 from typing import Any, NamedTuple
 
-from ._errors import quoted_names
-from ._records import Record, WriteOnlyState
-from ._stages import StageSpec
+from .._errors import quoted_names
+from .._model.records import Record, WriteOnlyState
+from .._model.stages import StageSpec
 
 
 class Call(NamedTuple):

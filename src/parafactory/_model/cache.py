@@ -43,9 +43,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TypeAlias
 
-from ._digests import md5_hex
-from ._errors import CacheEntryDamagedError
-from ._leftovers import HOST, remove_dead
+from .._digests import md5_hex
+from .._errors import CacheEntryDamagedError
+from .._leftovers import HOST, remove_dead
 
 logger = logging.getLogger("parafactory.cache")
 

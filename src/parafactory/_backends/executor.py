@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from ._base import Backend
+from .base import Backend
 
 logger = logging.getLogger("parafactory")
 

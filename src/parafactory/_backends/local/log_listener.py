@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ._leftovers import remove_dead
+from ..._leftovers import remove_dead
 
 _CATCH_UP_SECONDS = 2.0
 _LISTENER_DIRECTORY = re.compile(r"parafactory-logs-(?P<pid>\d+)-.*")

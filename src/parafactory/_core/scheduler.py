@@ -27,21 +27,23 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Literal
 
-from . import _log_listener, _report, _worker_logs
-from ._backends import Backend
-from ._bounded import bounded
-from ._cache import Hit
-from ._errors import StageFailedError, StageTimeoutError, UnpicklableOutputError, WorkerDiedError
-from ._interrupts import Terminated, stop_signals_raise, stops_the_run
-from ._pickling import loads
-from ._plan import Step
-from ._progress import Progress
-from ._records import OutputOf, Record, copy_state
-from ._stages import arguments_digest, execute, lookup, take_outputs
-from ._timeouts import KILL_GRACE_SECONDS, effective_limit
-from ._transfer import unspill
-from ._worker_status import RETIRED, request_stop, running_stages, running_steps
-from ._workers import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
+from .._backends import Backend
+from .._backends.local import log_listener as _log_listener
+from .._backends.local.spill import unspill
+from .._backends.local.status import RETIRED, request_stop, running_stages, running_steps
+from .._bounded import bounded
+from .._errors import StageFailedError, StageTimeoutError, UnpicklableOutputError, WorkerDiedError
+from .._model.cache import Hit
+from .._model.records import OutputOf, Record, copy_state
+from .._model.stages import arguments_digest, execute, lookup, take_outputs
+from .._model.time_limits import KILL_GRACE_SECONDS, effective_limit
+from .._run import report as _report
+from .._run.progress import Progress
+from . import capture as _worker_logs
+from .chains import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
+from .interrupts import Terminated, stop_signals_raise, stops_the_run
+from .plan import Step
+from .travel import loads
 
 logger = logging.getLogger("parafactory")
 

@@ -21,9 +21,9 @@ from typing import Any
 from loky import get_reusable_executor
 from loky.process_executor import TerminatedWorkerError
 
-from .._cpus import thread_limits, usable_cpu_count
-from .._interrupts import prepare_local_worker
-from ._base import Backend
+from ..._core.interrupts import prepare_local_worker
+from ..._run.cpus import thread_limits, usable_cpu_count
+from ..base import Backend
 
 _IDLE_WORKER_SECONDS = 300
 _code_version_of_pool: object = None

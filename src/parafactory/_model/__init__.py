@@ -1,0 +1,1 @@
+"""The model a user writes against: parameter sets, records, stages and the cache."""

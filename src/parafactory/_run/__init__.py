@@ -1,0 +1,1 @@
+"""Run-level services: logs, progress, the report, run numbers and CPU counts."""
