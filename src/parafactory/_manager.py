@@ -16,20 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from ._backends import Backend, open_backend
-from ._backends.local import log_listener as _log_listener
-from ._backends.local.scratch import scratch_directory
+from ._backends.base import RunSettings
 from ._core.chains import WorkerSetup
+from ._core.events import Events
 from ._core.plan import Plan, Planner
 from ._core.scheduler import ErrorPolicy, Scheduler
-from ._core.travel import check_function_travels, check_parameters_travel, check_state_travels
 from ._errors import PlanError, UnpicklableStateError
 from ._model.cache import Cache
 from ._model.parameters import ExperimentParameters, parameters_representation
 from ._model.records import ManagerView, Record, planning
-from ._model.stages import check_timeout, spec_of, travels_by_value
-from ._run import logs as _logs
+from ._model.stages import check_timeout, spec_of
 from ._run import report as _report
 from ._run.cpus import resolve_n_jobs
+from ._run.logs import RunLog, RunLogSubscriber
 from ._run.progress import Progress
 from ._run.store import next_run_number
 
@@ -80,11 +79,8 @@ class ArtifactManager:
         logs = Path(root, logs_dir or "logs")
         self.log_path: Path | None = None if dry else logs / f"{self.reference}.log"
         self.run_info: dict[str, Any] = self._describe_run()
-        if console_log:
-            _logs.show_on_console(log_level)
-        if self.log_path is not None:
-            handler = _logs.write_to_file(self.log_path, log_level)
-            self._close_log = weakref.finalize(self, _logs.stop_writing, handler)
+        self._log = RunLog(self.log_path, log_level, console=console_log)
+        self._close_log = weakref.finalize(self, self._log.close)
 
     @property
     def cache(self) -> Cache | None:
@@ -110,9 +106,15 @@ class ArtifactManager:
         """curifactory's name for :attr:`name`."""
         return self.name
 
+    def stage_logs(self, record_name: str) -> contextlib.AbstractContextManager[None]:
+        """Around a stage called eagerly on one of this manager's records."""
+        return self._log.stage(record_name)
+
     def view(self) -> ManagerView:
         """What stages running in workers see of this manager (``record.manager``)."""
-        return ManagerView(self.name, self.cache_path, self.dry, self.run_number, self.reference)
+        return ManagerView(
+            self.name, self.cache_path, self.dry, self.run_number, self.reference, self.cache
+        )
 
     def _register(self, record: Record) -> None:
         record.index = len(self.records)
@@ -184,12 +186,13 @@ class ArtifactManager:
         timeout = check_timeout("run()", timeout)
         pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
         plan = self._plan(experiment, param_sets)
-        if pool.pickles_tasks:
-            self._check_travels(plan)
+        self._check_travel(plan, pool)
         self._register_params(plan.records)
         total = len({id(step.record) for step in plan.steps})
-        progress_display = Progress(total, enabled=progress, description=self.name)
-        self._schedule(plan, pool, errors, progress_display, timeout)
+        events = Events()
+        Progress(total, enabled=progress, description=self.name).follow(events)
+        RunLogSubscriber(errors).follow(events)
+        self._schedule(plan, pool, errors, events, timeout)
         return plan.records
 
     def _schedule(
@@ -197,38 +200,29 @@ class ArtifactManager:
         plan: Plan,
         pool: Backend,
         errors: ErrorPolicy,
-        progress: Progress,
+        events: Events,
         timeout: float | None,
     ) -> None:
-        """Run the planned steps on ``pool``, with the log channel and spill directory it
-        needs; temporary files that dead processes left in the cache go before and after."""
-        listener = _log_listener.log_listener() if pool.same_machine else None
+        """Run the planned steps on ``pool``, opened for the run and closed after it;
+        temporary files that dead processes left in the cache go before and after."""
         cache = self.cache
+        setup = WorkerSetup(
+            parent_pid=os.getpid(),
+            cache=cache,
+            stop_at_failure=errors == "raise",
+            timeout=timeout,
+            manager=self.view(),
+        )
+        limited = timeout is not None or any(spec.timeout for spec in plan.stages)
         with contextlib.ExitStack() as stack:
             if cache is not None:
                 cache.remove_leftovers()
                 stack.callback(cache.remove_leftovers)  # writers killed by an interrupt
-            scratch_dir = stack.enter_context(scratch_directory()) if pool.same_machine else None
-            setup = WorkerSetup(
-                parent_pid=os.getpid(),
-                log_address=listener.address if listener is not None else None,
-                log_level=self.log_level,
-                cache=cache,
-                scratch_dir=scratch_dir,
-                stop_at_failure=errors == "raise",
-                pickle_results=pool.pickles_tasks,
-                timeout=timeout,
-                manager=self.view(),
-                cwd=os.getcwd(),
-            )
-            limited = timeout is not None or any(spec.timeout for spec in plan.stages)
+            pool.start(RunSettings(setup, self._log.deliver, self.log_level))
+            stack.callback(pool.close)
+            stack.enter_context(self._log.capturing())
             scheduler = Scheduler(
-                plan.steps,
-                pool,
-                errors=errors,
-                progress=progress,
-                setup=setup,
-                time_limited=limited,
+                plan.steps, pool, errors=errors, events=events, setup=setup, time_limited=limited
             )
             scheduler.run()
 
@@ -255,16 +249,11 @@ class ArtifactManager:
                 raise PlanError(problems)
         return Plan(self.records[first_new:], planner.steps, planner.stages())
 
-    def _check_travels(self, plan: Plan) -> None:
-        """Refuse a plan whose records or stages cannot be pickled, leaving no trace of it."""
+    def _check_travel(self, plan: Plan, pool: Backend) -> None:
+        """Refuse a plan whose records or stages cannot reach the workers, leaving no
+        trace of it."""
         try:
-            check_parameters_travel(record.params for record in plan.records if record.params)
-            for record in plan.records:
-                if dict.__len__(record.state):  # values written while planning
-                    check_state_travels(record.name, record.state)
-            for spec in plan.stages:
-                if travels_by_value(spec):
-                    check_function_travels(spec.name, spec.function)
+            pool.check_travel(plan.records, plan.stages)
         except UnpicklableStateError:
             del self.records[len(self.records) - len(plan.records) :]
             raise
@@ -306,8 +295,7 @@ class ArtifactManager:
     def close(self) -> None:
         """Register this run's parameter sets and stop writing its log file."""
         self._register_params(self.records)
-        if self.log_path is not None:
-            self._close_log()
+        self._close_log()
 
     def __enter__(self) -> ArtifactManager:
         return self

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from .._core.chains import ChainTask, WorkerHooks
+from .._core.travel import check_plan_travels
 from .._errors import BackendUnavailableError
-from .base import Backend
+from .base import Backend, Loss, RemoteHooks
 
 _WAIT_SLICE_SECONDS = 1.0
 
@@ -53,7 +55,7 @@ def _settle(outcome: Future[Any], task: Any) -> None:
             if task.status in ("error", "cancelled"):
                 _set_error(outcome, task)
             continue
-        except BaseException as error:  # noqa: BLE001 - killed, lost, cancelled: all outcomes
+        except BaseException as error:  # killed, lost, cancelled: all outcomes
             outcome.set_exception(error)
         else:
             outcome.set_result(result)
@@ -62,30 +64,36 @@ def _settle(outcome: Future[Any], task: Any) -> None:
 def _set_error(outcome: Future[Any], task: Any) -> None:
     try:
         error = task.exception(timeout=_WAIT_SLICE_SECONDS)
-    except BaseException as cancelled:  # noqa: BLE001
+    except BaseException as cancelled:  # cancelled, or lost
         error = cancelled
     outcome.set_exception(error or RuntimeError(f"dask task {task.key} failed"))
 
 
 class DaskBackend(Backend):
-    """Chains run as tasks of a ``distributed.Client``."""
-
-    name = "dask"
+    """Chains run as tasks of a ``distributed.Client``: what stages log comes back with
+    their results, which are pickled one record at a time."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.workers = max(1, sum(client.nthreads().values()))
         super().__init__(DaskExecutor(client))
 
-    def death(self, error: BaseException) -> str | None:
+    def hooks(self) -> WorkerHooks:
+        assert self.settings is not None
+        return RemoteHooks(self.settings.log_level)
+
+    def check_travel(self, records: list[Any], stages: list[Any]) -> None:
+        check_plan_travels(records, stages)
+
+    def task(self, step_id: int, record: Any, calls: list[Any]) -> ChainTask:
+        return ChainTask(step_id, record, calls)  # pickled as it is sent: a copy
+
+    def lost(self, tasks: list[ChainTask], error: BaseException) -> Loss | None:
         from distributed import KilledWorker
 
         if isinstance(error, KilledWorker):
-            return f"the dask worker running it died ({error})"
+            return Loss(f"the dask worker running it died ({error})")
         return None
-
-    def abort(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def open(workers: int, *, client: Any = None, **_: Any) -> DaskBackend:

@@ -16,16 +16,13 @@ class InProcessExecutor(Executor):
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except Exception as error:  # noqa: BLE001 - the future carries it, as a pool's would
+        except Exception as error:  # the future carries it, as a pool's would
             future.set_exception(error)
         return future
 
 
 class InProcessBackend(Backend):
     """Chains run in this process; Ctrl-C reaches the stage directly."""
-
-    name = "in-process"
-    pickles_tasks = False
 
     def __init__(self) -> None:
         super().__init__(InProcessExecutor())

@@ -1,171 +1,142 @@
-"""Log records from stages: tagged with their record, and sent from workers to the parent.
+"""What a stage logs and prints, tagged with its record, in whichever process it runs.
 
-While a stage runs, every log record made in its process is prefixed
-``[record name]``, and ``print`` output becomes log records. Workers of a
-local pool send them live over a Unix socket (the standard library's
-``SocketHandler`` format) to ``_log_listener`` in the parent; workers
-elsewhere collect them and send them back with their results.
+While a record's stages run, a context variable names the record. In a worker, one
+handler on the worker's root logger and one ``sys.stdout`` stand-in (installed once per
+process by :func:`install`) take what is logged or printed *in that context* only (a
+dask worker runs several records at once, on threads), prefix it ``[record name]``, cut
+what is huge, and pass it on: to a sender that forwards it live to the parent (local
+workers), or into the record's own list that goes back with its result. Outside a
+record's stages nothing is taken. In the parent's own process nothing is installed:
+records go wherever the user's logging sends them, and parafactory's own handlers show
+the record's name (:class:`TagFormatter`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import io
 import logging
-import logging.handlers
-import os
-from collections.abc import Iterator
-from typing import Any
+import sys
+from collections.abc import Callable, Iterator
+from typing import TextIO
 
-from .._bounded import BoundMessages
+from .._bounded import BoundedFormatter, BoundMessages
 
-_current_record: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "parafactory_record", default=None
+
+@dataclasses.dataclass
+class _Capture:
+    """What one record's stages logged and printed, in the context they run in."""
+
+    record_name: str
+    collected: list[logging.LogRecord] | None  # None: sent live, not collected
+    printing: str = ""  # a printed line not ended yet
+
+
+_capture: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar(
+    "parafactory_capture", default=None
 )
-_tagging_installed = False
-
-
-def _install_tagging() -> None:
-    """Prefix log messages made during a stage with ``[record name]``; once per process."""
-    global _tagging_installed
-    if _tagging_installed:
-        return
-    make_record = logging.getLogRecordFactory()
-
-    def make_tagged_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make_record(*args, **kwargs)
-        name = _current_record.get()
-        if name is not None and not hasattr(record, "parafactory_record"):
-            record.parafactory_record = name
-            record.msg = f"[{name.replace('%', '%%')}] {record.msg}"
-        return record
-
-    logging.setLogRecordFactory(make_tagged_record)
-    _tagging_installed = True
+_print_logger = logging.getLogger("parafactory.print")
 
 
 @contextlib.contextmanager
-def tagged(record_name: str) -> Iterator[None]:
-    """Tag log records with ``record_name`` while a record's stages run."""
-    _install_tagging()
-    token = _current_record.set(record_name)
+def tagged(record_name: str, *, collect: bool = False) -> Iterator[list[logging.LogRecord]]:
+    """While a record's stages run in this context: name it in what they log and print.
+    Yields the list their log records are collected into (``collect``), else one that
+    stays empty."""
+    capture = _Capture(record_name, [] if collect else None)
+    token = _capture.set(capture)
     try:
-        yield
+        yield capture.collected if capture.collected is not None else []
     finally:
-        if _print_stream is not None:
-            _print_stream.flush()  # a line printed without a newline still names its record
-        _current_record.reset(token)
+        if capture.printing:  # a line printed without a newline still names its record
+            _print_logger.info("%s", capture.printing)
+        _capture.reset(token)
 
 
-_socket_handler: _CountingSocketHandler | None = None
-_print_stream: _LineLogger | None = None  # stdout of a worker while it runs stages
-_print_logger = logging.getLogger("parafactory.print")
-_BOUND = BoundMessages()
+def current_record() -> str | None:
+    """The record whose stages run in this context, if any."""
+    capture = _capture.get()
+    return capture.record_name if capture is not None else None
 
 
-class _Collector(logging.Handler):
-    """Keeps a worker's log records to send back with its results (no live channel)."""
+class _StageHandler(logging.Handler):
+    """On a worker's root logger: takes records made while a stage runs (in that
+    context), tags and bounds them, and collects or sends them."""
 
-    def __init__(self) -> None:
+    def __init__(self, send: Callable[[logging.LogRecord], None] | None) -> None:
         super().__init__()
-        self.records: list[logging.LogRecord] = []
+        self._send = send
+        self._bound = BoundMessages()
 
     def emit(self, record: logging.LogRecord) -> None:
+        capture = _capture.get()
+        if capture is None:
+            return  # not a stage's: the worker's own business
+        self._bound.filter(record)
         if record.exc_info:  # tracebacks travel as text
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args, record.exc_info = record.getMessage(), None, None
-        self.records.append(record)
-
-    def drain(self) -> list[logging.LogRecord]:
-        drained, self.records = self.records, []
-        return drained
-
-
-@contextlib.contextmanager
-def worker_logging(parent_pid: int, address: str | None, level: int) -> Iterator[_Collector | None]:
-    """Route a worker's log records to the parent: live through ``address``, else collected.
-
-    Yields the collector whose records go back with the results, or ``None``. In the
-    parent's own process (no pool) records already reach its handlers, so nothing changes.
-    """
-    if os.getpid() == parent_pid:
-        yield None
-        return
-    logging.getLogger().setLevel(level)
-    collector = None
-    if address is not None:
-        _connect(address)
-    else:
-        collector = _Collector()
-        collector.addFilter(_BOUND)
-        logging.getLogger().addHandler(collector)
-    try:
-        with _prints_as_logs():
-            yield collector
-    finally:
-        if collector is not None:
-            logging.getLogger().removeHandler(collector)
+        record.msg = f"[{capture.record_name}] {record.getMessage()}"
+        record.args, record.exc_info = None, None
+        record.parafactory_record = capture.record_name
+        if capture.collected is not None:
+            capture.collected.append(record)
+        elif self._send is not None:
+            self._send(record)
 
 
-class _CountingSocketHandler(logging.handlers.SocketHandler):
-    """Counts what it sends, so the parent can wait until it has received as much."""
+class _Stdout(io.TextIOBase):
+    """``sys.stdout`` in a worker: what a stage prints becomes log records of its record
+    (a line each); anything else goes to the real stream."""
 
-    sent = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        self.sent += 1
-
-
-def records_sent() -> tuple[int, int] | None:
-    """``(pid, count)`` of log records this worker sent live so far, or ``None``."""
-    return None if _socket_handler is None else (os.getpid(), _socket_handler.sent)
-
-
-def _connect(address: str) -> None:
-    global _socket_handler
-    if _socket_handler is not None and _socket_handler.host == address:
-        return
-    root = logging.getLogger()
-    if _socket_handler is not None:
-        root.removeHandler(_socket_handler)
-        _socket_handler.close()
-    _socket_handler = _CountingSocketHandler(address, None)
-    _socket_handler.addFilter(_BOUND)  # a huge line is cut here, not carried to the parent
-    root.addHandler(_socket_handler)
-
-
-class _LineLogger(io.TextIOBase):
-    """A stream that turns each printed line into an INFO log record."""
-
-    def __init__(self) -> None:
-        self._pending = ""
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
-        lines = (self._pending + text).split("\n")
-        self._pending = lines.pop()
+        capture = _capture.get()
+        if capture is None:
+            return self._stream.write(text)
+        lines = (capture.printing + text).split("\n")
+        capture.printing = lines.pop()
         for line in lines:
             _print_logger.info("%s", line)
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            _print_logger.info("%s", self._pending)
-            self._pending = ""
+        self._stream.flush()
 
 
-@contextlib.contextmanager
-def _prints_as_logs() -> Iterator[None]:
-    """In a worker, make ``print`` output from stages log records the parent shows."""
-    global _print_stream
-    _print_stream = _LineLogger()
-    try:
-        with contextlib.redirect_stdout(_print_stream):
-            yield
-    finally:
-        _print_stream.flush()
-        _print_stream = None
+_installed: _StageHandler | None = None  # once per worker process: the handler above
+
+
+def install(level: int, send: Callable[[logging.LogRecord], None] | None) -> None:
+    """In a worker process: take what stages log (at ``level`` and above) and print,
+    sending it with ``send`` (live), or else collecting it per record. Installed once;
+    a later call only changes the level and the sender."""
+    global _installed
+    root = logging.getLogger()
+    root.setLevel(level)
+    if _installed is None:
+        _installed = _StageHandler(send)
+        root.addHandler(_installed)
+        sys.stdout = _Stdout(sys.stdout)
+    else:
+        _installed._send = send
+
+
+class TagFormatter(BoundedFormatter):
+    """parafactory's own handlers in the parent: a record made while a record's stage ran
+    here is shown with the record's name, as those from workers are (which say it
+    already). The record itself is left as it is, for other handlers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = current_record()
+        if name is None or getattr(record, "parafactory_record", None) is not None:
+            return super().format(record)
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.msg, shown.args = f"[{name}] {record.getMessage()}", None
+        return super().format(shown)

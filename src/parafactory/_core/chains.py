@@ -1,36 +1,40 @@
 """What runs in a worker: one record's chain of stages, in isolation.
 
-The parent sends :class:`ChainTask` batches; for each, the worker runs the
-stages on its copy of the record through the same runner as eager mode and
-sends back a :class:`ChainResult` with the record's state (values a stage may
-have changed in place included; artifacts still on disk left out). A failing
-stage stops its chain; what the earlier stages computed still comes back.
-Everything here is module-level and picklable, and none of it knows about
-the manager.
+The parent sends :class:`ChainTask` batches; for each, the worker runs the stages on its
+copy of the record through the same runner as eager mode and sends back a
+:class:`ChainResult`: what the chain changed in the record's state (values a stage may
+have changed in place included; artifacts still on disk left out), how long each stage
+took, and how the chain ended. A failing stage stops its chain; what the earlier stages
+computed still comes back. Around the chains, a backend's :class:`WorkerHooks` do what
+its workers need (status slots, log channels, isolation, spilling large results).
+Everything here is module-level and picklable, and none of it knows about the manager or
+any backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import operator
 import os
+import socket
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from .._backends.local.isolation import must_retire, put_back, watch_this_worker, work_in
-from .._backends.local.spill import spill_large
-from .._backends.local.status import mark_idle, mark_retired, mark_running, stop_requested
 from .._bounded import bounded
 from .._errors import UnpicklableOutputError
 from .._model.cache import Artifact, Cache, Provenance
 from .._model.records import ManagerView, OutputOf, Record
 from .._model.stages import execute, stored_artifact
-from . import capture as _worker_logs
+from .capture import tagged
 from .interrupts import stops_the_run
 from .plan import Call
-from .travel import dumps, travelling_exception, why_unpicklable
+from .travel import dumps, loads, travelling_exception, why_unpicklable
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # re-read in each worker: see worker_name
 
 
 class ChainTask(NamedTuple):
@@ -55,6 +59,10 @@ class StageFailure:
     is_record_error: bool = False
 
 
+Timing = tuple[str, float, float, bool]
+"""One stage run: its name, when it started and ended (``time.time()``), from the cache."""
+
+
 @dataclasses.dataclass
 class ChainResult:
     """What a chain changed in its record's state, and how it ended.
@@ -71,9 +79,15 @@ class ChainResult:
     output_keys: tuple[tuple[str, ...], bool] | None  # else: where in the state it is
     provenance: Provenance
     failure: StageFailure | None
-    seconds: float
+    timings: list[Timing]
+    worker: str  # "host:pid" of the process that ran it
     logs: list[Any] = dataclasses.field(default_factory=list)
     logs_sent: tuple[int, int] | None = None  # (pid, count) of records sent live so far
+
+    @property
+    def seconds(self) -> float:
+        """How long the chain took."""
+        return self.timings[-1][2] - self.timings[0][1] if self.timings else 0.0
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The fields, in order: ``ChainResult(*result.as_tuple())`` rebuilds it."""
@@ -85,18 +99,46 @@ _CHAIN_RESULT_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(
 
 @dataclasses.dataclass(frozen=True)
 class WorkerSetup:
-    """How a worker reports back (the parent's pid, its log socket, the log level) and caches."""
+    """What every chain of a run needs, wherever it runs."""
 
     parent_pid: int
-    log_address: str | None
-    log_level: int
     cache: Cache | None = None
-    scratch_dir: str | None = None  # local workers: for large results and status slots
     stop_at_failure: bool = False  # errors="raise": a batch starts no chain after a failure
-    pickle_results: bool = False  # results go to another process: pickle each on its own
     timeout: float | None = None  # seconds any stage may run (the tighter of it and its own)
     manager: ManagerView | None = None  # what stages see as record.manager
-    cwd: str | None = None  # local workers run in the parent's working directory
+
+
+class WorkerHooks:
+    """What a backend does in its workers around the chains of a batch. This base does
+    nothing: chains run in the parent's own process, and results stay objects."""
+
+    @contextlib.contextmanager
+    def batch(self, tasks: list[ChainTask]) -> Iterator[None]:
+        """Around a batch: open what its chains need."""
+        yield
+
+    @contextlib.contextmanager
+    def chain(self, task: ChainTask) -> Iterator[list[Any]]:
+        """Around one chain: the record is named in what its stages log and print; yields
+        the list of log records to send back with its result."""
+        with tagged(task.record.name) as collected:
+            yield collected
+
+    def stage_started(self, step_id: int, position: int) -> None:
+        """A stage starts (cheap: it runs for every stage)."""
+
+    def chain_ended(self, task: ChainTask) -> bool:
+        """A chain ended; returns whether the batch must stop here (its other tasks go
+        back to the parent to send again)."""
+        return False
+
+    def stop_requested(self) -> bool:
+        """Whether the parent asked to start no further chain (``errors="raise"``)."""
+        return False
+
+    def finish(self, result: ChainResult, task: ChainTask, setup: WorkerSetup) -> Any:
+        """The result as it goes back to the parent."""
+        return result
 
 
 def travelling_copy(record: Record) -> Record:
@@ -107,80 +149,46 @@ def travelling_copy(record: Record) -> Record:
     return copy
 
 
-def run_chains(tasks: list[ChainTask], setup: WorkerSetup) -> list[ChainResult | bytes]:
+def run_chains(tasks: list[ChainTask], setup: WorkerSetup, hooks: WorkerHooks) -> list[Any]:
     """Worker entry point: run each task's chain and return one result per task, in order
-    (fewer when ``errors="raise"`` stopped the batch early). Results that go back to
-    another process are pickled one by one (see ``_pickling``)."""
-    local_worker = setup.scratch_dir is not None and os.getpid() != setup.parent_pid
-    if local_worker:
-        _isolate_records(tasks, setup)
-    results: list[ChainResult | bytes] = []
-    last: ChainResult | None = None
-    stop_early = False
-    with _worker_logs.worker_logging(
-        setup.parent_pid, setup.log_address, setup.log_level
-    ) as collected:
+    (fewer when the batch stopped early: ``errors="raise"``, or a worker that must retire)."""
+    results: list[Any] = []
+    with hooks.batch(tasks):
         for task in tasks:
-            if stop_early or (
-                last is not None and setup.stop_at_failure and _stopping(last, setup)
+            result = run_chain(task, setup, hooks)
+            results.append(hooks.finish(result, task, setup))
+            if hooks.chain_ended(task) or (
+                setup.stop_at_failure and (result.failure is not None or hooks.stop_requested())
             ):
                 break  # the tasks not run get no result: the parent resends or drops them
-            last = run_chain(task, setup)
-            if local_worker:
-                put_back(task.record.name)
-                if must_retire():  # the rest of the batch goes back to the parent to resend
-                    stop_early = True
-            last.changed = spill_large(last.changed, setup.scratch_dir)
-            if collected is not None:
-                last.logs = collected.drain()
-            last.logs_sent = _worker_logs.records_sent()
-            results.append(_encoded(last, task, setup) if setup.pickle_results else last)
-            if setup.scratch_dir is not None:
-                mark_idle(setup.scratch_dir)
     return results
 
 
-def _isolate_records(tasks: list[ChainTask], setup: WorkerSetup) -> None:
-    """In a reused local worker: watch what stages change, and retire (exit before
-    running anything) if an earlier record left it in a state it cannot undo."""
-    assert setup.scratch_dir is not None
-    if must_retire():
-        mark_retired(setup.scratch_dir, tasks[0].step_id)
-        os._exit(0)
-    watch_this_worker()
-    if setup.cwd is not None:
-        work_in(setup.cwd)
-
-
-def _stopping(last: ChainResult, setup: WorkerSetup) -> bool:
-    """With ``errors="raise"``: whether a batch stops before its next chain, after a failure
-    here or, for local workers, anywhere in the run (the parent raises the stop flag)."""
-    if last.failure is not None:
-        return True
-    return setup.scratch_dir is not None and stop_requested(setup.scratch_dir)
-
-
-def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
+def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainResult:
     """Run one chain of stages on the task's record, stopping at the first failure."""
     record = task.record
     record.manager = setup.manager
     stages_before = len(record.stages)
     before = dict(dict.items(record.state)) if dict.__len__(record.state) else {}
-    started = time.perf_counter()
     failure = None
-    with _worker_logs.tagged(record.name):
+    timings: list[Timing] = []
+    with hooks.chain(task) as logs:
         for position, call in enumerate(task.calls):
-            if setup.scratch_dir is not None:
-                mark_running(setup.scratch_dir, task.step_id, position)
+            hooks.stage_started(task.step_id, position)
+            started = time.time()
             try:
-                execute(call.spec, record, None, call.args, call.kwargs, setup.cache, setup.timeout)
-            except BaseException as error:  # noqa: BLE001 - a stage's failure is its record's
+                cached = execute(
+                    call.spec, record, None, call.args, call.kwargs, setup.cache, setup.timeout
+                )
+            except BaseException as error:  # a stage's failure is its record's
                 if _stops_the_run(error, setup):
                     raise
+                timings.append((call.spec.name, started, time.time(), False))
                 failure = StageFailure(
                     call.spec.name, travelling_exception(error), bounded(traceback.format_exc())
                 )
                 break
+            timings.append((call.spec.name, started, time.time(), cached))
     state, output = record.state, record._output
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})  # read from disk in this chain
     changed = {  # every value, as a stage may change one in place; on disk, as an artifact
@@ -198,8 +206,18 @@ def run_chain(task: ChainTask, setup: WorkerSetup) -> ChainResult:
         (output.keys, output.several) if in_state else None,
         record._provenance,
         failure,
-        time.perf_counter() - started,
+        timings,
+        worker_name(),
+        logs,
     )
+
+
+def worker_name() -> str:
+    """This process, as ``host:pid``."""
+    global WORKER
+    if not WORKER.endswith(f":{os.getpid()}"):  # a forked child: its own pid
+        WORKER = f"{socket.gethostname()}:{os.getpid()}"
+    return WORKER
 
 
 def _stops_the_run(error: BaseException, setup: WorkerSetup) -> bool:
@@ -208,13 +226,14 @@ def _stops_the_run(error: BaseException, setup: WorkerSetup) -> bool:
     return os.getpid() == setup.parent_pid and stops_the_run(error)
 
 
-def _encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
-    """``result`` pickled for the parent. A value that cannot be pickled goes back as its
-    cache file if its stage has a cacher; otherwise it stays here and the record fails
-    with :class:`UnpicklableOutputError` at the stage that made it."""
+def encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
+    """``result`` pickled for the parent, on its own (a value that cannot travel then
+    fails its own record, never its batch). A value that cannot be pickled goes back as
+    its cache file if its stage has a cacher; otherwise it stays here and the record
+    fails with :class:`UnpicklableOutputError` at the stage that made it."""
     try:
         return dumps(result.as_tuple())
-    except Exception:  # noqa: BLE001 - find the culprits below, value by value
+    except Exception:  # find the culprits below, value by value
         pass
     culprits = {key: why_unpicklable(value) for key, value in result.changed.items()}
     for key, error in culprits.items():
@@ -230,6 +249,27 @@ def _encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
     if why_unpicklable(result.output) is not None:
         result.output = None
     return dumps(result.as_tuple())
+
+
+def decoded(task: ChainTask, result: Any) -> ChainResult:
+    """In the parent: a worker's result for ``task``, unpickled if it was pickled. One
+    that cannot be read here fails its own record (nothing of it can be applied)."""
+    if not isinstance(result, bytes):
+        return result  # type: ignore[no-any-return]
+    try:
+        return ChainResult(*loads(result))
+    except Exception as error:  # whatever breaks, it breaks this record only
+        stage_name = task.calls[-1].spec.name
+        failure = UnpicklableOutputError(
+            f"the result of record {task.record.name!r} (stages up to {stage_name!r}) cannot "
+            f"be unpickled in this process ({type(error).__name__}: {error}); the classes its "
+            "state holds must be importable here, or run with n_jobs=1",
+            record_name=task.record.name,
+            stage_name=stage_name,
+        )
+        failed = StageFailure(stage_name, failure, "", is_record_error=True)
+        provenance = task.record._provenance
+        return ChainResult(task.step_id, {}, [], [], None, None, provenance, failed, [], "")
 
 
 def _producer(key: str, task: ChainTask) -> Call | None:

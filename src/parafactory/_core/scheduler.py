@@ -1,63 +1,54 @@
-"""The scheduler: runs a plan's steps on a backend's executor, as soon as their inputs are ready.
+"""The scheduler: the loop that runs a plan's steps on a backend, as soon as they are ready.
 
 ::
 
-    plan steps ──ready chains──▶ batches ──submit──▶ executor ──▶ workers
-        ▲                                                          │
-        │          aggregates run here, in the parent              │
-        └──── states applied to the parent's records ◀── results ──┘
+    run graph ──ready chains──▶ batches ──backend.submit──▶ workers
+        ▲                                                       │
+        │        aggregates and copies run here, in the parent  │
+        └──── states applied to the parent's records ◀── backend.results
 
-It speaks only ``concurrent.futures`` (``submit``, ``wait``, ``Future``) and
-keeps its own map of what is in flight, so when a worker dies it knows which
-records were running (local workers mark each stage they start in a shared
-memory slot) and retries only those, alone. Failures are per record; Ctrl-C, SIGTERM and
-SIGHUP stop the workers and keep every finished record's state.
+The run graph (``graph``) keeps what is waiting, ready, running, done, failed and
+skipped; the backend does all that concerns its workers; the scheduler only feeds one
+from the other, applies results to the parent's records, and publishes what happens as
+events. Failures are per record; Ctrl-C, SIGTERM and SIGHUP stop the workers and keep
+every finished record's state.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import enum
-import logging
-import math
-import os
-import signal
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any, Literal
 
-from .._backends import Backend
-from .._backends.local import log_listener as _log_listener
-from .._backends.local.spill import unspill
-from .._backends.local.status import RETIRED, request_stop, running_stages, running_steps
+from .._backends.base import Backend, Loss
 from .._bounded import bounded
-from .._errors import StageFailedError, StageTimeoutError, UnpicklableOutputError, WorkerDiedError
+from .._errors import StageFailedError, StageTimeoutError, WorkerDiedError
 from .._model.cache import Hit
 from .._model.records import OutputOf, Record, copy_state
 from .._model.stages import arguments_digest, execute, lookup, take_outputs
-from .._model.time_limits import KILL_GRACE_SECONDS, effective_limit
-from .._run import report as _report
-from .._run.progress import Progress
-from . import capture as _worker_logs
-from .chains import ChainResult, ChainTask, StageFailure, WorkerSetup, run_chains, travelling_copy
+from .._model.time_limits import effective_limit
+from .capture import tagged
+from .chains import ChainResult, ChainTask, StageFailure, WorkerSetup
+from .events import (
+    ChainRan,
+    ChainsQueued,
+    Events,
+    LoadedFromCache,
+    RecordFailed,
+    RecordFinished,
+    Retried,
+    RunFinished,
+    RunStarted,
+    WorkerLost,
+)
+from .graph import RunGraph, State
 from .interrupts import Terminated, stop_signals_raise, stops_the_run
 from .plan import Step
-from .travel import loads
-
-logger = logging.getLogger("parafactory")
 
 ErrorPolicy = Literal["raise", "continue"]
-_TASK_SECONDS = 0.05  # batch short chains until a task takes about this long
 _POLL_SECONDS = 0.25
 _BROKEN_POOL_SECONDS = 10.0
-_DEATHS_BEFORE_FAILING = 2  # the first death may be a neighbour's; the retry runs alone
-
-
-class _Outcome(enum.Enum):
-    OK = "ok"
-    FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 class _RemoteTraceback(Exception):
@@ -76,37 +67,28 @@ class Scheduler:
         backend: Backend,
         *,
         errors: ErrorPolicy,
-        progress: Progress,
+        events: Events,
         setup: WorkerSetup,
         time_limited: bool = False,
     ) -> None:
         self.steps = steps
-        self.time_limited = time_limited  # some stage has a time limit: watch the workers
         self.backend = backend
         self.errors = errors
-        self.progress = progress
+        self.events = events
         self.setup = setup
+        self.time_limited = time_limited  # some stage has a time limit: watch the workers
+        self.graph = RunGraph(steps)
         self.first_error: StageFailedError | None = None
-        self._outcomes: dict[int, _Outcome] = {}
-        self._waiting = {step.id: step.needs for step in steps}
-        self._doomed: set[int] = set()
-        self._steps_left = collections.Counter(id(step.record) for step in steps)
-        self._ready_chains: collections.deque[Step] = collections.deque()
-        self._ready_aggregates: collections.deque[Step] = collections.deque()
-        self._quarantine: collections.deque[Step] = collections.deque()
-        self._isolated: Future[Any] | None = None
-        self._deaths: collections.Counter[int] = collections.Counter()
         self._in_flight: dict[Future[Any], list[ChainTask]] = {}
-        self._seconds_per_chain: float | None = None
-        self._stopping = False
-        self._overdue: dict[int, StageTimeoutError] = {}  # steps whose worker was killed
+        self._alone: Future[Any] | None = None  # a chain retried by itself
         self._references: dict[tuple[tuple[str, ...], bool], OutputOf] = {}
-        for step in steps:
-            if not step.needs:
-                self._make_ready(step)
 
     def run(self) -> None:
         """Run the plan; raise the first stage failure when ``errors="raise"``."""
+        records = {id(step.record) for step in self.steps}
+        self.events.publish(
+            RunStarted(len(records), len(self.steps), self.backend.workers, time.time())
+        )
         try:
             with stop_signals_raise():
                 self._loop()
@@ -115,45 +97,44 @@ class Scheduler:
         self._finish()
 
     def _loop(self) -> None:
-        while len(self._outcomes) < len(self.steps):
-            self._run_ready_aggregates()
+        graph = self.graph
+        while not graph.settled:
+            self._run_parent_steps()
             self._dispatch()
             if self._in_flight:
                 self._collect()
-            elif self._stopping:
+            elif graph.stopped:
                 return
-            elif len(self._outcomes) < len(self.steps) and not self._has_ready_work():
+            elif not graph.settled and not graph.has_ready_work():
                 raise RuntimeError("parafactory scheduler stalled: steps wait on each other")
-
-    def _has_ready_work(self) -> bool:
-        return bool(self._ready_aggregates or self._ready_chains or self._quarantine)
 
     # -- sending work ------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        if self._stopping or self._isolated is not None:
+        graph = self.graph
+        if graph.stopped or self._alone is not None:
             return
-        if self._quarantine:
-            # Alone means alone: a worker's death also kills what runs or waits beside it
+        if not self._in_flight:
+            # Alone means alone: a worker's death also takes what runs or waits beside it
             # (every task of a loky pool, every task queued on that dask worker).
-            if not self._in_flight:
-                self._isolated = self._submit([self._quarantine.popleft()])
-            return
-        limit = 2 * self.backend.workers
-        while self._ready_chains and len(self._in_flight) < limit and not self._stopping:
+            step = graph.next_alone()
+            if step is not None:
+                self._alone = self._submit([step], alone=True)
+                return
+        while len(self._in_flight) < 2 * self.backend.workers and not graph.stopped:
+            size = self.backend.batch_size(graph.ready_chains())
             batch: list[Step] = []
-            size = self._batch_size()
-            while self._ready_chains and len(batch) < size:
-                step = self._ready_chains.popleft()
+            while len(batch) < size and (step := graph.next_chain()) is not None:
                 if not self._take_from_cache(step):
                     batch.append(step)
-            if batch:
-                future = self._submit(batch)
-                if future.done():  # an executor that runs what it is given at once
-                    self._settle(future)
+            if not batch:
+                return
+            future = self._submit(batch)
+            if future.done():  # an executor that runs what it is given at once
+                self._settle(future)
 
     def _take_from_cache(self, step: Step) -> bool:
-        """Finish a chain whose every stage is cached without dispatching it (nothing loads)."""
+        """Finish a chain whose every stage is cached without sending it (nothing loads)."""
         record = step.record
         provenance = record._provenance
         hits = []
@@ -166,28 +147,16 @@ class Scheduler:
             provenance = found.provenance
         for spec, found in hits:
             take_outputs(spec, record, found)
-        self._resolve(step, _Outcome.OK)
+        stages = tuple(spec.name for spec, _ in hits)
+        self.events.publish(LoadedFromCache(record, stages, time.time()))
+        self._done(step)
         return True
 
-    def _batch_size(self) -> int:
-        if self._seconds_per_chain is None:
-            return 1
-        by_time = int(_TASK_SECONDS / max(self._seconds_per_chain, 1e-7))
-        fair_share = math.ceil(len(self._ready_chains) / (2 * self.backend.workers))
-        return max(1, min(by_time, fair_share))
-
-    def _submit(self, steps: list[Step]) -> Future[Any]:
-        pickled = self.backend.pickles_tasks  # pickling copies records: no copy needed here
-        tasks = [
-            ChainTask(step.id, step.record if pickled else travelling_copy(step.record), step.calls)
-            for step in steps
-        ]
-        try:
-            future = self.backend.executor.submit(run_chains, tasks, self.setup)
-        except Exception as error:  # noqa: BLE001 - e.g. a user's broken pool: fail these tasks
-            future = Future()
-            future.set_exception(error)
+    def _submit(self, steps: list[Step], *, alone: bool = False) -> Future[Any]:
+        tasks = [self.backend.task(step.id, step.record, step.calls) for step in steps]
+        future = self.backend.submit(tasks)
         self._in_flight[future] = tasks
+        self.events.publish(ChainsQueued([step.record for step in steps], time.time(), alone))
         return future
 
     # -- receiving results ---------------------------------------------------------------
@@ -197,57 +166,39 @@ class Scheduler:
         for future in done:
             if future in self._in_flight:  # else: handled while draining a broken pool
                 self._settle(future)
-        if self.time_limited and self.setup.scratch_dir is not None:
-            self._stop_overdue(self.setup.scratch_dir)
+        if self.time_limited:
+            self.backend.stop_overdue(self._limit_of)
 
-    def _stop_overdue(self, scratch_dir: str) -> None:
-        """Kill a local worker whose stage overran its time limit and did not stop by
-        itself (stuck in C code): its record fails, the others are retried elsewhere."""
-        for running in running_stages(scratch_dir):
-            step = self.steps[running.step_id]
-            spec = step.calls[min(running.position, len(step.calls) - 1)].spec
-            limit = effective_limit(spec.timeout, self.setup.timeout)
-            if limit is None or running.seconds < limit + KILL_GRACE_SECONDS:
-                continue
-            if running.step_id in self._overdue:
-                continue
-            self._overdue[running.step_id] = StageTimeoutError(
-                f"stage {spec.name!r} on record {step.record.name!r} ran longer than its time "
-                f"limit of {limit:g} s and did not stop, so its worker was killed",
-                record_name=step.record.name,
-                stage_name=spec.name,
-                limit=limit,
-            )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(running.pid, signal.SIGKILL)
+    def _limit_of(self, step_id: int, position: int) -> float | None:
+        calls = self.steps[step_id].calls
+        spec = calls[min(position, len(calls) - 1)].spec
+        return effective_limit(spec.timeout, self.setup.timeout)
 
     def _settle(self, future: Future[Any]) -> None:
         """Apply a finished task's results, or deal with its loss."""
         tasks = self._in_flight.pop(future)
-        if future is self._isolated:
-            self._isolated = None
+        if future is self._alone:
+            self._alone = None
         error = future.exception()
         if error is None:
             self._apply_batch(tasks, future.result())
         else:
             self._lost(tasks, error)
 
-    def _apply_batch(self, tasks: list[ChainTask], results: list[ChainResult | bytes]) -> None:
-        """Apply a batch's results, in task order. A batch stopped early has fewer: the
-        tasks it did not run are sent again, unless the run is stopping."""
-        decoded = [_decoded(task, result) for task, result in zip(tasks, results, strict=False)]
-        if decoded:  # one worker ran them: its last count covers every log line they made
-            _log_listener.catch_up(decoded[-1].logs_sent)
-        for result in decoded:
+    def _apply_batch(self, tasks: list[ChainTask], returned: list[Any]) -> None:
+        """Apply a task's results, in order. A batch stopped early has fewer: the chains it
+        did not run are sent again, unless the run is stopping."""
+        results = self.backend.results(tasks, returned)
+        for result in results:
             self._apply(result)
-        if not self._stopping:
-            for task in reversed(tasks[len(decoded) :]):
-                self._ready_chains.appendleft(self.steps[task.step_id])
+        if not self.graph.stopped:
+            for task in reversed(tasks[len(results) :]):
+                self.graph.resend(task.step_id)
 
     def _apply(self, result: ChainResult) -> None:
         step = self.steps[result.step_id]
         record = step.record
-        record.state.update(unspill(result.changed))
+        record.state.update(result.changed)
         for key in result.removed:
             record.state.pop(key, None)
         if result.stages:
@@ -255,11 +206,9 @@ class Scheduler:
             keys = result.output_keys
             record.output = result.output if keys is None else self._output_of(keys)
             record._provenance = result.provenance
-        if result.logs:
-            _log_listener.replay(result.logs)
-        self._learn_chain_seconds(result.seconds)
+        self.events.publish(ChainRan(record, result.worker, result.timings))
         if result.failure is None:
-            self._resolve(step, _Outcome.OK)
+            self._done(step)
         else:
             self._fail(step, _stage_error(record, result.failure))
 
@@ -270,23 +219,19 @@ class Scheduler:
             reference = self._references[keys] = OutputOf(*keys)
         return reference
 
-    def _learn_chain_seconds(self, seconds: float) -> None:
-        previous = self._seconds_per_chain
-        self._seconds_per_chain = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+    # -- aggregates and copies, in the parent ----------------------------------------------
 
-    # -- aggregates, in the parent ---------------------------------------------------------
-
-    def _run_ready_aggregates(self) -> None:
-        while self._ready_aggregates and not self._stopping:
-            step = self._ready_aggregates.popleft()
+    def _run_parent_steps(self) -> None:
+        while (step := self.graph.next_parent_step()) is not None:
             if step.copy_of is not None:  # record.make_copy(), now that its original is ready
                 copy_state(step.copy_of, step.record)
-                self._resolve(step, _Outcome.OK)
+                self._done(step)
                 continue
             call = step.calls[0]
+            started = time.time()
             try:
-                with _worker_logs.tagged(step.record.name):
-                    execute(
+                with tagged(step.record.name):
+                    cached = execute(
                         call.spec,
                         step.record,
                         call.group,
@@ -295,27 +240,30 @@ class Scheduler:
                         self.setup.cache,
                         self.setup.timeout,
                     )
-            except BaseException as error:  # noqa: BLE001 - failures are per record
+            except BaseException as error:  # failures are per record
                 if stops_the_run(error):
                     raise
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
-                self._resolve(step, _Outcome.OK)
+                timing = (call.spec.name, started, time.time(), cached)
+                self.events.publish(ChainRan(step.record, "parent", [timing], aggregate=True))
+                self._done(step)
 
     # -- dead workers ----------------------------------------------------------------------
 
     def _lost(self, tasks: list[ChainTask], error: BaseException) -> None:
-        death = self.backend.death(error)
-        if death is None:
+        loss = self.backend.lost(tasks, error)
+        if loss is None:  # the tasks' own error
             for task in tasks:
                 step = self.steps[task.step_id]
-                failure = StageFailure(_first_stage(step), error, "")
+                failure = StageFailure(step.calls[0].spec.name, error, "")
                 self._fail(step, _stage_error(step.record, failure))
             return
-        if self.backend.one_death_fails_all:
+        if loss.whole_pool:
             tasks = tasks + self._drain_broken_pool()
-            self.backend.restart()
-        self._retry_after_death(tasks, death)
+        names = tuple(self.steps[task.step_id].record.name for task in tasks)
+        self.events.publish(WorkerLost(loss.description, names, time.time()))
+        self._retry_after_death([task.step_id for task in tasks], loss)
 
     def _drain_broken_pool(self) -> list[ChainTask]:
         """Collect what the other tasks of a broken pool finished; return the lost ones."""
@@ -329,71 +277,45 @@ class Scheduler:
             else:
                 future.cancel()
                 lost += tasks
-        self._isolated = None
+        self._alone = None
         return lost
 
-    def _retry_after_death(self, tasks: list[ChainTask], death: str) -> None:
-        ids = [task.step_id for task in tasks]
-        scratch = self.setup.scratch_dir
-        running = running_steps(scratch) if scratch is not None else {}
-        explained = {i for i in ids if i in self._overdue or running.get(i) == RETIRED}
-        if explained:  # a worker killed for its time limit, or one that retired
-            suspects: set[int] = set()
+    def _retry_after_death(self, step_ids: list[int], loss: Loss) -> None:
+        """Fail the chains that overran their time limit; send again those not to blame;
+        retry the suspects alone, and fail those whose worker already died once."""
+        if any(i in loss.innocent or i in loss.timed_out for i in step_ids):
+            suspects: dict[int, int] = {}  # the death is explained
         else:  # each stage a dead worker was running; if unknown, every task
-            suspects = {i for i in ids if i in running} or set(ids)
-        for step_id in ids:
+            suspects = {i: loss.suspects[i] for i in step_ids if i in loss.suspects}
+            suspects = suspects or dict.fromkeys(step_ids, 0)
+        for step_id in step_ids:
             step = self.steps[step_id]
-            position = running.get(step_id, 0)
-            if step_id in self._overdue:
-                self._fail(step, self._overdue.pop(step_id))
-                continue
-            if step_id not in suspects:
-                self._ready_chains.appendleft(step)
-                continue
-            self._deaths[step_id] += 1
-            if self._deaths[step_id] < _DEATHS_BEFORE_FAILING:
-                logger.warning(
-                    "%s while running record %r; retrying it alone", death, step.record.name
-                )
-                self._quarantine.append(step)
+            if step_id in loss.timed_out:
+                self._fail(step, _timeout_error(step, *loss.timed_out[step_id]))
+            elif step_id not in suspects:
+                self.graph.resend(step_id)
+            elif self.graph.died(step_id):
+                self.events.publish(Retried(step.record, loss.description, time.time()))
             else:
-                self._fail(step, _death_error(step, position, death))
+                self._fail(step, _death_error(step, suspects[step_id], loss.description))
 
     # -- bookkeeping -----------------------------------------------------------------------
 
+    def _done(self, step: Step) -> None:
+        for record in self.graph.done(step.id):
+            self.events.publish(RecordFinished(record, record.error is not None, time.time()))
+
     def _fail(self, step: Step, error: StageFailedError) -> None:
-        logger.error("%s", error, exc_info=error.__cause__ is not None and error)
         if step.record.error is None:
             step.record.error = error
         if self.first_error is None:
             self.first_error = error
-        if self.errors == "raise" and not self._stopping:
-            self._stopping = True
-            if self.setup.scratch_dir is not None:
-                request_stop(self.setup.scratch_dir)
-        self._resolve(step, _Outcome.FAILED)
-
-    def _resolve(self, step: Step, outcome: _Outcome) -> None:
-        self._outcomes[step.id] = outcome
-        self._count_record_step(step.record)
-        for later_id in step.needed_by:
-            later = self.steps[later_id]
-            if outcome is not _Outcome.OK and step.record in (later.record, later.copy_of):
-                self._doomed.add(later_id)  # a record's later stages (or copy) need its earlier
-            self._waiting[later_id] -= 1
-            if self._waiting[later_id] == 0:
-                if later_id in self._doomed:
-                    self._resolve(later, _Outcome.SKIPPED)
-                else:
-                    self._make_ready(later)
-
-    def _make_ready(self, step: Step) -> None:
-        (self._ready_aggregates if step.is_aggregate else self._ready_chains).append(step)
-
-    def _count_record_step(self, record: Record) -> None:
-        self._steps_left[id(record)] -= 1
-        if self._steps_left[id(record)] == 0:
-            self.progress.advance(failed=record.error is not None)
+        if self.errors == "raise" and not self.graph.stopped:
+            self.graph.stop()
+            self.backend.request_stop()
+        self.events.publish(RecordFailed(step.record, error.stage_name, error, time.time()))
+        for record in self.graph.failed(step.id, error):
+            self.events.publish(RecordFinished(record, True, time.time()))
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -404,51 +326,35 @@ class Scheduler:
             future.cancel()
         self.backend.abort()
         how = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
-        line = f"run interrupted by {how}: {self._summary()}; their states are kept"
-        logger.warning("%s", line)
-        self.progress.close(line)
+        line = f"run interrupted by {how}: {self.summary()}; their states are kept"
+        self.events.publish(RunFinished(line, True, time.time()))
         if isinstance(stop, Terminated):
             raise SystemExit(128 + stop.signum) from None
         raise KeyboardInterrupt().with_traceback(stop.__traceback__) from None  # not CtrlC
 
     def _finish(self) -> None:
-        line = self._summary()
-        if self.first_error is not None and self.errors == "continue":
-            logger.warning("%s", line)
-        self.progress.close(line if self.first_error is not None else None)
+        self.events.publish(RunFinished(self.summary(), False, time.time()))
         if self.first_error is not None and self.errors == "raise":
             raise self.first_error
 
-    def _summary(self) -> str:
+    def summary(self) -> str:
+        """One line: how many records finished, which failed, how many never ran."""
         records = list({id(step.record): step.record for step in self.steps}.values())
-        return _report.summary(records, self.progress.done - self.progress.failed)
+        unsettled = {id(s.record) for s in self.steps if self.graph.state(s.id) not in _SETTLED}
+        failed = [record for record in records if record.error is not None]
+        finished = sum(1 for r in records if r.error is None and id(r) not in unsettled)
+        line = f"{finished} of {len(records)} records finished"
+        if failed:
+            names = ", ".join(repr(record.name) for record in failed[:5])
+            more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+            line += f", {len(failed)} failed: {names}{more}"
+        not_run = len(records) - finished - len(failed)
+        if not_run:
+            line += f", {not_run} not run"
+        return line
 
 
-def _first_stage(step: Step) -> str:
-    return step.calls[0].spec.name
-
-
-def _decoded(task: ChainTask, result: ChainResult | bytes) -> ChainResult:
-    """A worker's result for ``task``, unpickled; one that cannot be read here fails its
-    own record (nothing of it can be applied)."""
-    if not isinstance(result, bytes):
-        return result
-    try:
-        decoded = ChainResult(*loads(result))
-    except Exception as error:  # noqa: BLE001 - whatever breaks, it breaks this record only
-        stage_name = task.calls[-1].spec.name
-        failure = UnpicklableOutputError(
-            f"the result of record {task.record.name!r} (stages up to {stage_name!r}) cannot "
-            f"be unpickled in this process ({type(error).__name__}: {error}); the classes its "
-            "state holds must be importable here, or run with n_jobs=1",
-            record_name=task.record.name,
-            stage_name=stage_name,
-        )
-        failed = StageFailure(stage_name, failure, "", is_record_error=True)
-        return ChainResult(
-            task.step_id, {}, [], [], None, None, task.record._provenance, failed, 0.0
-        )
-    return decoded
+_SETTLED = (State.OK, State.FAILED, State.SKIPPED)
 
 
 def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
@@ -473,6 +379,17 @@ def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
         original.__cause__ = _RemoteTraceback(failure.traceback)
     error.__cause__ = original
     return error
+
+
+def _timeout_error(step: Step, position: int, limit: float) -> StageTimeoutError:
+    stage_name = step.calls[min(position, len(step.calls) - 1)].spec.name
+    return StageTimeoutError(
+        f"stage {stage_name!r} on record {step.record.name!r} ran longer than its time limit "
+        f"of {limit:g} s and did not stop, so its worker was killed",
+        record_name=step.record.name,
+        stage_name=stage_name,
+        limit=limit,
+    )
 
 
 def _death_error(step: Step, position: int, death: str) -> WorkerDiedError:

@@ -19,6 +19,7 @@ import cloudpickle
 
 from .._bounded import TEXT_LIMIT, bounded
 from .._errors import UnpicklableStateError
+from .._model.stages import travels_by_value
 
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # exact types: always pickle
 _CONTAINERS = frozenset({dict, list, tuple, set})
@@ -29,7 +30,7 @@ def dumps(value: Any) -> bytes:
     value (functions and classes from ``__main__`` or a notebook cell)."""
     try:
         return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - any failure: cloudpickle knows more ways
+    except Exception:  # any failure: cloudpickle knows more ways
         pickled: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         return pickled
 
@@ -43,7 +44,7 @@ def why_unpicklable(value: Any) -> Exception | None:
     """The error pickling ``value`` raises, or ``None`` when it pickles."""
     try:
         dumps(value)
-    except Exception as error:  # noqa: BLE001 - any failure is the answer
+    except Exception as error:  # any failure is the answer
         return error
     return None
 
@@ -68,7 +69,7 @@ def travelling_exception(error: BaseException) -> BaseException:
         return ForeignException(type(error).__qualname__, bounded(message))
     try:
         loads(dumps(error))
-    except Exception:  # noqa: BLE001 - any failure either way means: send a stand-in
+    except Exception:  # any failure either way means: send a stand-in
         return ForeignException(type(error).__qualname__, message)
     return error
 
@@ -151,3 +152,16 @@ def _fields_of(params: Any) -> Iterable[tuple[str, Any]]:
     if values is not None:
         return values.items()  # type: ignore[no-any-return]
     return ((field.name, getattr(params, field.name)) for field in dataclasses.fields(params))
+
+
+def check_plan_travels(records: list[Any], stages: list[Any]) -> None:
+    """Refuse, before any worker starts, a planned run whose records or stages cannot be
+    pickled to a worker process: parameter fields, values written to a state while
+    planning, and what stages defined in ``__main__`` or a notebook take along."""
+    check_parameters_travel(record.params for record in records if record.params)
+    for record in records:
+        if dict.__len__(record.state):  # values written while planning
+            check_state_travels(record.name, record.state)
+    for spec in stages:
+        if travels_by_value(spec):
+            check_function_travels(spec.name, spec.function)

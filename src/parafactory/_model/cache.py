@@ -208,7 +208,7 @@ class Artifact:
         if problem is None:
             try:
                 return self.cacher.load(self.path)
-            except Exception as error:  # noqa: BLE001 - any failure to load means damage
+            except Exception as error:  # any failure to load means damage
                 problem = f"it fails to load ({type(error).__name__}: {error})"
                 raise self._damaged(problem) from error
         raise self._damaged(problem)

@@ -24,6 +24,26 @@ from .cache import Artifact, Cache, Provenance
 from .parameters import ExperimentParameters, parameter_set_hash
 
 
+class RecordManager(Protocol):
+    """What a record and its stages need of its manager: parafactory's ArtifactManager in
+    the parent, a :class:`ManagerView` in a worker."""
+
+    @property
+    def name(self) -> str:
+        """The run's name: the prefix of its cache files."""
+
+    @property
+    def records(self) -> Sequence[Record]:
+        """The records an aggregate over ``records=None`` reads, called eagerly."""
+
+    @property
+    def cache(self) -> Cache | None:
+        """The cache stages store into (``None``: dry)."""
+
+    def stage_logs(self, record_name: str) -> contextlib.AbstractContextManager[None]:
+        """Around a stage called eagerly on one of its records."""
+
+
 class CallRecorder(Protocol):
     """What records and stages tell while an experiment is planned (``_plan.Planner``)."""
 
@@ -71,10 +91,17 @@ class ManagerView:
     run_number: int
     reference: str
 
+    cache: Cache | None = None
+    records: tuple[Record, ...] = ()  # in a worker, a record sees no others
+
     @property
     def experiment_name(self) -> str:
         """curifactory's name for :attr:`name`."""
         return self.name
+
+    def stage_logs(self, record_name: str) -> contextlib.AbstractContextManager[None]:
+        """A stage called from within a stage, in a worker: its logs are taken already."""
+        return contextlib.nullcontext()
 
 
 RunningStage = tuple[str, "Cache | None"]
@@ -109,7 +136,7 @@ class Record:
                 f"Record params must be an ExperimentParameters instance or None, got "
                 f"{type(params).__name__}; subclass ExperimentParameters as a @dataclass"
             )
-        self.manager = manager
+        self.manager: RecordManager | None = manager
         self.params = params
         self._output: Any = None
         self.stages: list[str] = []

@@ -185,8 +185,9 @@ def execute(
     kwargs: dict[str, Any],
     cache: Cache | None = None,
     timeout: float | None = None,
-) -> Record:
-    """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``.
+) -> bool:
+    """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``;
+    returns whether they came from the cache.
 
     With a ``cache``, a stage whose outputs are cached, by the same code from the same
     upstream state, is not run: its outputs enter the state unloaded, and load when
@@ -203,7 +204,7 @@ def execute(
     if found is not None and isinstance(found, Hit):
         logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         take_outputs(spec, record, found)
-        return record
+        return True
     provenance: Provenance = (upstream, spec.name, spec.fingerprint, arguments)
     if found is not None:
         provenance = _explain_recompute(spec, record, found, provenance)
@@ -219,7 +220,7 @@ def execute(
     record.output = _output_reference(spec, result)
     record.stages.append(spec.name)
     record._provenance = provenance
-    return record
+    return False
 
 
 def _aggregate_over(record: Record, group: list[Record]) -> None:
@@ -371,9 +372,17 @@ def _call(
     if record._planner is not None:
         record._planner.add_call(spec, record, records, args, kwargs)
         return record
+    manager = record.manager
+    if manager is None:
+        raise TypeError(
+            f"stage {spec.name!r} was called on a record without a manager; create records "
+            "with Record(manager, params)"
+        )
     if spec.is_aggregate and records is None:
-        records = [other for other in record.manager.records if other is not record]
-    return execute(spec, record, records, args, kwargs, getattr(record.manager, "cache", None))
+        records = [other for other in manager.records if other is not record]
+    with manager.stage_logs(record.name):
+        execute(spec, record, records, args, kwargs, manager.cache)
+    return record
 
 
 def _read_inputs(spec: StageSpec, record: Record, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from .._core.events import Events, RecordFinished, RunFinished
+
 PLAIN_LINE_SECONDS = 5.0
 
 
@@ -33,6 +35,14 @@ class Progress:
             self._bar = tqdm(total=total, desc=description, unit="record", dynamic_ncols=True)
         else:
             self._plain = sys.stderr
+
+    def follow(self, events: Events) -> None:
+        """Advance as records finish, and close when the run does."""
+        events.subscribe(lambda event: self.advance(failed=event.failed), RecordFinished)
+        events.subscribe(self._run_finished, RunFinished)
+
+    def _run_finished(self, event: RunFinished) -> None:
+        self.close(event.summary if event.interrupted or self.failed else None)
 
     def advance(self, *, failed: bool) -> None:
         """One more record is finished (``failed``: it ended in an error)."""
