@@ -1,5 +1,6 @@
 """What happens in a run, as typed events: the scheduler publishes them, and the progress
 bar, the run log, the console summary (and the report's worker timeline) subscribe.
+Events are slotted dataclasses, not frozen ones: a run makes them by the thousand.
 
 Stage timings come with each chain's result (one :class:`ChainRan` per chain), not as a
 message per stage while it runs: a message per stage cost a quarter of a sweep of tiny
@@ -14,10 +15,8 @@ from typing import Any
 
 from .._model.records import Record
 
-_event = dataclasses.dataclass(slots=True)  # made by the thousand: cheap to build, not frozen
 
-
-@_event
+@dataclasses.dataclass(slots=True)
 class RunStarted:
     """The run begins: how many records, steps and workers."""
 
@@ -27,7 +26,7 @@ class RunStarted:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class ChainsQueued:
     """Records' chains were sent to a worker, in one task (``alone``: a retry by itself)."""
 
@@ -36,7 +35,7 @@ class ChainsQueued:
     alone: bool = False
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class ChainRan:
     """A record's chain ran on ``worker`` ("host:pid"; "parent" for an aggregate): one
     ``(stage, started, ended, cached)`` per stage (``time.time()``; ``cached``: its
@@ -48,7 +47,7 @@ class ChainRan:
     aggregate: bool = False
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class LoadedFromCache:
     """Every stage of a record's chain was cached: nothing was sent to a worker."""
 
@@ -57,7 +56,7 @@ class LoadedFromCache:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RecordFailed:
     """A stage failed on a record (``error`` names them)."""
 
@@ -67,7 +66,7 @@ class RecordFailed:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class Retried:
     """A record's chain is sent again, alone, after its worker died (``why``: how)."""
 
@@ -76,7 +75,7 @@ class Retried:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class WorkerLost:
     """A worker died; ``records``: the names of those it ran (or was about to)."""
 
@@ -85,7 +84,7 @@ class WorkerLost:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RecordFinished:
     """Every step of a record settled (``failed``: one of them failed)."""
 
@@ -94,7 +93,7 @@ class RecordFinished:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RunFinished:
     """The run ended: ``summary`` says how; ``interrupted`` by Ctrl-C or a signal."""
 

@@ -43,6 +43,9 @@ class RecordManager(Protocol):
     def stage_logs(self, record_name: str) -> contextlib.AbstractContextManager[None]:
         """Around a stage called eagerly on one of its records."""
 
+    def _register(self, record: Record) -> None:
+        """A record was made on this manager (not hidden): it joins ``records``."""
+
 
 class CallRecorder(Protocol):
     """What records and stages tell while an experiment is planned (``_plan.Planner``)."""
@@ -103,6 +106,9 @@ class ManagerView:
         """A stage called from within a stage, in a worker: its logs are taken already."""
         return contextlib.nullcontext()
 
+    def _register(self, record: Record) -> None:
+        """A record made in a worker stays with the stage that made it."""
+
 
 RunningStage = tuple[str, "Cache | None"]
 """The stage running on a record, and the cache it stores into (``None``: dry): what
@@ -129,7 +135,7 @@ class Record:
     _running: RunningStage | None = None  # set while a stage runs on it
 
     def __init__(
-        self, manager: Any, params: ExperimentParameters | None, hide: bool = False
+        self, manager: RecordManager | None, params: ExperimentParameters | None, hide: bool = False
     ) -> None:
         if params is not None and not isinstance(params, ExperimentParameters):
             raise TypeError(
@@ -146,7 +152,7 @@ class Record:
         self._planner = _planning.get()
         if params is not None:
             params.hash = parameter_set_hash(params)
-        if not hide:
+        if manager is not None and not hide:
             manager._register(self)
         # While its experiment is planned, no stage has run: the state can only be written.
         self.state: dict[str, Any] = State() if self._planner is None else WriteOnlyState()
@@ -208,6 +214,7 @@ class Record:
         the manager unless ``add_to_manager=False``. Inside ``manager.run`` the copy is made
         when the stages before it have run.
 
+        >>> record = get_initial_value(Record(manager, MyParams(name="default")))
         >>> branch = record.make_copy(MyParams(name="branch", some_scalar_multiplier=3.0))
         """
         copy = Record(self.manager, param_set or params or self.params, hide=not add_to_manager)
@@ -231,7 +238,12 @@ class Record:
         dry run gets a temporary directory instead, so nothing is written to the project).
         A string, as curifactory's, so a value holding it reads the same when cached.
 
-        >>> path = record.get_path("model.bin")   # inside stage "train": ..._train_model.bin
+        >>> @stage(outputs=["model_path"])
+        ... def train(record):
+        ...     path = record.get_path("model.bin")
+        ...     return path
+        >>> train(Record(manager, MyParams(name="default"))).state["model_path"]
+        '.../data/cache/notebook_example_0_fbfbde1db878403f89d2b0b9cdf4fbbd_train_model.bin'
         """
         return str(stage_file(self, obj_name, subdir, prefix, stage_name))
 
@@ -253,7 +265,7 @@ class Record:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Only what a worker needs travels: never the manager, the planner or other records.
-        state = dict(dict.items(self.state)) if isinstance(self.state, dict) else self.state
+        state = dict(dict.items(self.state))
         return (
             _rebuilt_record,
             (
@@ -301,13 +313,14 @@ def stage_file(
     """``{cache dir}[/subdir]/{prefix}_{hash}_{stage}_{obj_name}``: where a stage's own file
     goes, its directory made. The stage is the one running, else the record's last one."""
     running = record._running
-    cache = running[1] if running is not None else getattr(record.manager, "cache", None)
+    manager = record.manager
+    cache = running[1] if running is not None else (manager.cache if manager else None)
     if stage_name is None:
         stage_name = running[0] if running is not None else (record.stages or [""])[-1]
     if cache is not None:
         directory, default_prefix = cache.directory, cache.prefix
     else:  # dry: nothing may be written to the project
-        directory, default_prefix = _dry_directory(), getattr(record.manager, "name", "dry")
+        directory, default_prefix = _dry_directory(), (manager.name if manager else "dry")
     if subdir:
         directory = directory / subdir
     directory.mkdir(parents=True, exist_ok=True)
