@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-try:  # a private module of CPython's: see test_digests, which fails loudly if it goes
+try:  # a private module of CPython's: test_private_apis fails loudly if it goes
     from _md5 import md5 as _md5  # type: ignore[import-not-found]
 except ImportError:  # a Python built without it
     from hashlib import md5 as _md5

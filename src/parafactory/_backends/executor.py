@@ -54,6 +54,6 @@ class ExecutorBackend(Backend):
 
 def pool_size(executor: Executor, default: int) -> int:
     """How many workers a standard-library pool has. They say only in a private attribute
-    (``_max_workers``): test_backends checks it is still there."""
+    (``_max_workers``): test_private_apis checks it is still there."""
     size = getattr(executor, "_max_workers", None)
     return size if isinstance(size, int) and size > 0 else default

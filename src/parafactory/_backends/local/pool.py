@@ -34,7 +34,7 @@ from .status import RETIRED, request_stop, running_stages, running_steps
 from .worker import LocalHooks
 
 _IDLE_WORKER_SECONDS = 300
-_code_version_of_pool: object = None
+_code_version_of_pool: object = None  # loky reuses one pool per process: the code it has
 _INSTALLED = tuple(
     {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")}
 )  # modules here change only with a reinstall, not between two runs
@@ -147,7 +147,7 @@ def exit_code(error: BaseException) -> int | None:
     killed it), ``_UNKNOWN`` if it does not say; ``None`` if ``error`` is no death.
 
     loky gives the codes only in its message, "... exit codes of the workers are
-    {SIGKILL(-9)}": test_local_pool checks the text still reads so.
+    {SIGKILL(-9)}": test_private_apis checks the text still reads so.
     """
     if not isinstance(error, TerminatedWorkerError):
         return None
