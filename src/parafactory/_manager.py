@@ -44,8 +44,8 @@ class ArtifactManager:
     nothing at all.
 
     >>> manager = ArtifactManager("notebook_example_0")
-    >>> manager.run_number, manager.log_path
-    (1, PosixPath('logs/notebook_example_0_1_2026-11-26-T045238.log'))
+    >>> manager.run_number, manager.log_path.name  # the date and time it was made
+    (1, 'notebook_example_0_1_...-T....log')
     """
 
     def __init__(
@@ -134,7 +134,9 @@ class ArtifactManager:
     ) -> list[Record]:
         """Run each parameter set through ``stages`` in order, records in parallel.
 
-        >>> records = manager.map(param_sets, [get_initial_value, multiply_again], n_jobs=4)
+        >>> records = manager.map(param_sets, [get_initial_value, multiply_again], n_jobs=2)
+        >>> [record.state["final_value"] for record in records]
+        [5.0, 20.0]
         """
         param_sets = list(param_sets)
         _check_param_sets(param_sets)
@@ -180,7 +182,9 @@ class ArtifactManager:
         ...     for p in param_sets:
         ...         multiply_again(get_initial_value(Record(manager, p)))
         ...     find_maximum_final_value(Record(manager, None))
-        >>> records = manager.run(experiment, param_sets, n_jobs=4)
+        >>> records = manager.run(experiment, param_sets, n_jobs=2)
+        >>> records[-1].state["maximum_value"]
+        20.0
         """
         _check_run_arguments(experiment, errors)
         timeout = check_timeout("run()", timeout)

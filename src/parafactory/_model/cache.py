@@ -158,7 +158,9 @@ class FileReferenceCacher(Cacher):
 class Lazy:
     """Marks an output that stays on disk and loads on first access of ``record.state[name]``.
 
-    >>> @stage(outputs=[Lazy("model")], cachers=[PickleCacher()])
+    >>> @stage(inputs=["training_data"], outputs=[Lazy("model")], cachers=[PickleCacher()])
+    ... def train_model(record, training_data):
+    ...     return fit(training_data)
     """
 
     name: str

@@ -36,7 +36,7 @@ class ExperimentParameters:
     >>> @dataclasses.dataclass
     ... class MyParams(ExperimentParameters):
     ...     some_scalar_multiplier: float = 1.0
-    >>> parameter_set_hash(MyParams(name="default"))
+    >>> MyParams(name="default").params_hash()
     'fbfbde1db878403f89d2b0b9cdf4fbbd'
     """
 

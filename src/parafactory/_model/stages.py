@@ -124,7 +124,10 @@ def aggregate(
     >>> @aggregate(inputs=["final_value"], outputs=["maximum_value"])
     ... def find_maximum(record, records, final_value):
     ...     return max(final_value.values())
-    >>> find_maximum(Record(manager, None))
+    >>> for param_set in param_sets:
+    ...     record = multiply_again(get_initial_value(Record(manager, param_set)))
+    >>> find_maximum(Record(manager, None)).state["maximum_value"]
+    20.0
     """
     options = _Options(inputs, outputs, cachers, False, check_code, timeout)
 
