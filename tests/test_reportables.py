@@ -3,6 +3,7 @@ backend, back from workers as files, kept in the cache, never listed twice."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -262,3 +263,16 @@ def test_report_takes_a_reportable(make_manager):
     record = Record(make_manager("wrong", console_log=False), None)
     with pytest.raises(TypeError, match="takes a Reportable"):
         record.report("<p>not a reportable</p>")
+
+
+def test_a_line_plot_leaves_the_processs_plotting_state_alone(tmp_path):
+    script = (
+        "import sys\n"
+        "from parafactory import LinePlotReporter\n"
+        "reporter = LinePlotReporter(y=[1, 2, 3])\n"
+        "print(reporter.data.startswith(b'\\x89PNG'), 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert completed.stdout.split() == ["True", "False"], completed.stderr

@@ -202,8 +202,9 @@ class Scheduler:
         record.state.update(result.changed)
         for key in result.removed:
             record.state.pop(key, None)
-        for stage_name, reported in (result.reportables or {}).items():
-            replace_reportables(record, stage_name, reported)  # now this record's
+        if result.reportables:  # now this record's
+            for stage_name, reported in result.reportables.items():
+                replace_reportables(record, stage_name, reported)
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
             keys = result.output_keys

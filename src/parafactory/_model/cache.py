@@ -333,11 +333,11 @@ class Cache:
             found[output] = artifact
         extras: dict[str, Artifact] = {}
         for output, cacher in entry.extras:
+            if output not in files:  # this entry does not keep it
+                continue
             artifact = self._artifact(entry, output, cacher, files, meta_path)
             if isinstance(artifact, Miss):
-                if output in files:  # listed, so written: it must be whole
-                    return artifact
-                continue
+                return artifact
             extras[output] = artifact
         return Hit(found, str(stored.get("provenance")), extras)
 
