@@ -10,6 +10,7 @@ from ._errors import (
     ParameterClassError,
     PlanError,
     PlanningStateError,
+    ReporterUnavailableError,
     StageDefinitionError,
     StageFailedError,
     StageInputError,
@@ -23,6 +24,16 @@ from ._manager import ArtifactManager
 from ._model.cache import Cacher, FileReferenceCacher, JoblibCacher, JsonCacher, Lazy, PickleCacher
 from ._model.parameters import ExperimentParameters, set_hash_functions
 from ._model.records import Record
+from ._model.reportables import (
+    DFReporter,
+    FigureReporter,
+    HTMLReporter,
+    ImageReporter,
+    JsonReporter,
+    LatexTableReporter,
+    LinePlotReporter,
+    Reportable,
+)
 from ._model.stages import aggregate, stage
 
 __all__ = [
@@ -30,17 +41,26 @@ __all__ = [
     "BackendUnavailableError",
     "CacheEntryDamagedError",
     "Cacher",
+    "DFReporter",
     "ExperimentParameters",
+    "FigureReporter",
     "FileReferenceCacher",
+    "HTMLReporter",
+    "ImageReporter",
     "JoblibCacher",
     "JsonCacher",
+    "JsonReporter",
+    "LatexTableReporter",
     "Lazy",
+    "LinePlotReporter",
     "ParafactoryError",
     "ParameterClassError",
     "PickleCacher",
     "PlanError",
     "PlanningStateError",
     "Record",
+    "Reportable",
+    "ReporterUnavailableError",
     "StageDefinitionError",
     "StageFailedError",
     "StageInputError",

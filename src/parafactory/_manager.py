@@ -25,6 +25,7 @@ from ._errors import PlanError, UnpicklableStateError
 from ._model.cache import Cache
 from ._model.parameters import ExperimentParameters, parameters_representation
 from ._model.records import ManagerView, Record, planning
+from ._model.reportables import Reportable, qualify
 from ._model.stages import check_timeout, spec_of
 from ._run import report as _report
 from ._run.cpus import resolve_n_jobs
@@ -72,6 +73,8 @@ class ArtifactManager:
         self.cache_dir = Path(root, cache_dir or "data/cache")
         self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
+        self._hidden_reporters: dict[int, Record] = {}  # records not listed that reported
+        self._reported = 0  # reportables that joined a record here so far
         self._registered: set[str] = set()  # parameter hashes already in the registry
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
@@ -119,6 +122,31 @@ class ArtifactManager:
     def _register(self, record: Record) -> None:
         record.index = len(self.records)
         self.records.append(record)
+
+    @property
+    def reportables(self) -> list[Reportable]:
+        """What the records' stages reported (``record.report(...)``): record by record,
+        in each the stages in the order they ran, in each what it reported in order.
+        Records created with ``hide=True`` that reported come after the others."""
+        records = [*self.records, *self._hidden_reporters.values()]
+        return [item for record in records if record._reportables for item in record.reportables]
+
+    def _joined(self, record: Record) -> int:
+        """A reportable joined ``record``: returns its number (curifactory's: how many
+        joined before it; a run numbers its own again when it ends). A record not in
+        :attr:`records` that reports is listed too."""
+        if record.index < 0:
+            self._hidden_reporters.setdefault(id(record), record)
+        self._reported += 1
+        return self._reported - 1
+
+    def _number_reportables(self, plan: Plan) -> None:
+        """Number the unnamed reportables of a run's records by their place in
+        :attr:`reportables` (workers finish in any order; the numbers do not depend on it)."""
+        ran = {id(step.record) for step in plan.steps}
+        for position, reportable in enumerate(self.reportables):
+            if reportable.name is None and id(reportable.record) in ran:
+                qualify(reportable, position)
 
     def map(
         self,
@@ -196,7 +224,10 @@ class ArtifactManager:
         events = Events()
         Progress(total, enabled=progress, description=self.name).follow(events)
         RunLogSubscriber(errors).follow(events)
-        self._schedule(plan, pool, errors, events, timeout)
+        try:
+            self._schedule(plan, pool, errors, events, timeout)
+        finally:
+            self._number_reportables(plan)
         return plan.records
 
     def _schedule(

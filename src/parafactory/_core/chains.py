@@ -28,6 +28,7 @@ from .._bounded import bounded
 from .._errors import UnpicklableOutputError
 from .._model.cache import Artifact, Cache, Provenance
 from .._model.records import ManagerView, OutputOf, Record
+from .._model.reportables import Reportable, travelling
 from .._model.stages import execute, stored_artifact
 from .capture import tagged
 from .interrupts import stops_the_run
@@ -83,6 +84,7 @@ class ChainResult:
     worker: str  # "host:pid" of the process that ran it
     logs: list[Any] = dataclasses.field(default_factory=list)
     logs_sent: tuple[int, int] | None = None  # (pid, count) of records sent live so far
+    reportables: dict[str, list[Reportable]] | None = None  # by stage, what stages reported
 
     @property
     def seconds(self) -> float:
@@ -209,6 +211,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
         timings,
         worker_name(),
         logs,
+        reportables=travelling(record._reportables),
     )
 
 
@@ -248,6 +251,7 @@ def encoded(result: ChainResult, task: ChainTask, setup: WorkerSetup) -> bytes:
             result.failure = _unpicklable_output(key, error, task, result)
     if why_unpicklable(result.output) is not None:
         result.output = None
+    _leave_unpicklable_reportables(result, task)
     return dumps(result.as_tuple())
 
 
@@ -270,6 +274,27 @@ def decoded(task: ChainTask, result: Any) -> ChainResult:
         failed = StageFailure(stage_name, failure, "", is_record_error=True)
         provenance = task.record._provenance
         return ChainResult(task.step_id, {}, [], [], None, None, provenance, failed, [], "")
+
+
+def _leave_unpicklable_reportables(result: ChainResult, task: ChainTask) -> None:
+    """Leave out of ``result`` each reportable that cannot be pickled; its record fails,
+    at the stage that reported it."""
+    for stage_name, listed in (result.reportables or {}).items():
+        for reportable in list(listed):
+            error = why_unpicklable(reportable)
+            if error is None:
+                continue
+            listed.remove(reportable)
+            if result.failure is None or not result.failure.is_record_error:
+                failure = UnpicklableOutputError(
+                    f"stage {stage_name!r} on record {task.record.name!r} reported "
+                    f"{reportable!r}, which cannot be pickled back from the worker process "
+                    f"({error}). Keep what a reportable holds picklable (FigureReporter "
+                    "holds the picture, not the figure), or run with n_jobs=1.",
+                    record_name=task.record.name,
+                    stage_name=stage_name,
+                )
+                result.failure = StageFailure(stage_name, failure, "", is_record_error=True)
 
 
 def _producer(key: str, task: ChainTask) -> Call | None:

@@ -26,6 +26,7 @@ from .._bounded import bounded
 from .._errors import StageFailedError, StageTimeoutError, WorkerDiedError
 from .._model.cache import Hit
 from .._model.records import OutputOf, Record, copy_state
+from .._model.reportables import replace as replace_reportables
 from .._model.stages import arguments_digest, execute, lookup, take_outputs
 from .._model.time_limits import effective_limit
 from .capture import tagged
@@ -201,6 +202,9 @@ class Scheduler:
         record.state.update(result.changed)
         for key in result.removed:
             record.state.pop(key, None)
+        if result.reportables:  # now this record's
+            for stage_name, reported in result.reportables.items():
+                replace_reportables(record, stage_name, reported)
         if result.stages:
             record.stages.extend(result.stages)  # the stages this chain ran
             keys = result.output_keys

@@ -280,13 +280,17 @@ class Entry(NamedTuple):
     lazy: frozenset[str]
     code: str | None  # the stage's code fingerprint; None: its code is not checked
     arguments: str = ""  # a digest of the extra arguments the stage was called with
+    extras: tuple[tuple[str, Cacher], ...] = ()  # what an entry may keep besides its
+    # outputs (a stage's reportables), with the cacher of each; its metadata says if it does
 
 
 class Hit(NamedTuple):
-    """A valid entry: its outputs, unloaded, and the record's provenance after the stage."""
+    """A valid entry: its outputs, unloaded, and the record's provenance after the stage;
+    ``extras``: those of the entry's extras it keeps, unloaded."""
 
     artifacts: dict[str, Artifact]
     provenance: str
+    extras: dict[str, Artifact] = {}  # shared empty default, never changed
 
 
 class Miss(NamedTuple):
@@ -323,20 +327,35 @@ class Cache:
         stale = _staleness(entry, stored, upstream)
         if stale is not None:
             return Miss(stale)
-        found = {}
+        found: dict[str, Artifact] = {}
         for output, cacher in zip(entry.outputs, entry.cachers, strict=True):
-            path = self._path(entry, output, cacher)
-            try:
-                stamp = Stamp(*files[output])
-            except (KeyError, TypeError):
-                return Miss(f"its metadata file {meta_path} does not list output {output!r}")
-            problem = stamp.problem_with(path) or cacher.problem_with(path)
-            if problem is not None:
-                return Miss(f"its file {path} is damaged ({problem})", damaged=True)
-            found[output] = Artifact(
-                path, cacher, output in entry.lazy, entry.stage, stamp, meta_path
-            )
-        return Hit(found, str(stored.get("provenance")))
+            artifact = self._artifact(entry, output, cacher, files, meta_path)
+            if isinstance(artifact, Miss):
+                return artifact
+            found[output] = artifact
+        extras: dict[str, Artifact] = {}
+        for output, cacher in entry.extras:
+            if output not in files:  # this entry does not keep it
+                continue
+            artifact = self._artifact(entry, output, cacher, files, meta_path)
+            if isinstance(artifact, Miss):
+                return artifact
+            extras[output] = artifact
+        return Hit(found, str(stored.get("provenance")), extras)
+
+    def _artifact(
+        self, entry: Entry, output: str, cacher: Cacher, files: Any, meta_path: Path
+    ) -> Artifact | Miss:
+        """One output of a stored entry, checked, or why it cannot be used."""
+        path = self._path(entry, output, cacher)
+        try:
+            stamp = Stamp(*files[output])
+        except (KeyError, TypeError):
+            return Miss(f"its metadata file {meta_path} does not list output {output!r}")
+        problem = stamp.problem_with(path) or cacher.problem_with(path)
+        if problem is not None:
+            return Miss(f"its file {path} is damaged ({problem})", damaged=True)
+        return Artifact(path, cacher, output in entry.lazy, entry.stage, stamp, meta_path)
 
     def _adopt(self, entry: Entry, upstream: str) -> Hit | Miss:
         """Outputs curifactory cached (each file with its ``_metadata.json``) are taken as
@@ -370,8 +389,9 @@ class Cache:
     def store(
         self, entry: Entry, values: dict[str, Any], upstream: str, provenance: str
     ) -> dict[str, Any]:
-        """Save each output, then the entry's metadata; returns the values for the state
-        (``Lazy`` outputs as artifacts).
+        """Save each output (and each of the entry's extras in ``values``), then the
+        entry's metadata; returns the outputs' values for the state (``Lazy`` outputs as
+        artifacts).
 
         Files are written under temporary names, then renamed into place together under
         the cache's lock, so two processes storing one entry leave one writer's files and
@@ -380,9 +400,12 @@ class Cache:
         self.directory.mkdir(parents=True, exist_ok=True)
         meta_path = self._meta_path(entry)
         in_state, stamps = {}, {}
+        cachers = dict(zip(entry.outputs, entry.cachers, strict=True))
+        extras = dict(entry.extras)
         with contextlib.ExitStack() as staging:
             renames = []
-            for (output, value), cacher in zip(values.items(), entry.cachers, strict=True):
+            for output, value in values.items():
+                cacher = cachers.get(output) or extras[output]
                 path = self._path(entry, output, cacher)
                 temporary = staging.enter_context(_temporary_beside(path))
                 cacher.save(value, temporary)
@@ -390,7 +413,8 @@ class Cache:
                 renames.append((temporary, path))
                 if output in entry.lazy:
                     value = Artifact(path, cacher, True, entry.stage, stamp, meta_path)
-                in_state[output] = value
+                if output in cachers:
+                    in_state[output] = value
             temporary = staging.enter_context(_temporary_beside(meta_path))
             temporary.write_text(json.dumps(_meta(entry, stamps, upstream, provenance)), "utf-8")
             renames.append((temporary, meta_path))

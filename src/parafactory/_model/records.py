@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, Protocol
 from .._errors import PlanningStateError
 from .cache import Artifact, Cache, Provenance
 from .parameters import ExperimentParameters, parameter_set_hash
+from .reportables import Reportable, report_on
 
 
 class RecordManager(Protocol):
@@ -133,6 +134,9 @@ class Record:
     _inputs_overwrite = False  # ... and one of those records says overwrite=True
     _provenance: Provenance = ""  # of the code that made the state so far (see _cache)
     _running: RunningStage | None = None  # set while a stage runs on it
+    # what its stages reported, by stage, in the order they ran (a shared empty default:
+    # a record gets its own on its first report)
+    _reportables: dict[str, list[Reportable]] = {}
 
     def __init__(
         self, manager: RecordManager | None, params: ExperimentParameters | None, hide: bool = False
@@ -201,6 +205,19 @@ class Record:
         aggregate over some records ran on it (as in curifactory: a record without
         parameters could be anything, so it always computes; its outputs are still saved)."""
         return self.params is not None or self._aggregated
+
+    def report(self, reportable: Reportable) -> None:
+        """Show ``reportable`` in the run's report, under the stage running (in a worker
+        too: it comes back with the record, and is cached with the stage's outputs).
+
+        >>> record.report(JsonReporter({"accuracy": accuracy}, name="scores"))
+        """
+        report_on(self, reportable)
+
+    @property
+    def reportables(self) -> list[Reportable]:
+        """What this record's stages reported, in the order the stages ran."""
+        return [item for listed in self._reportables.values() for item in listed]
 
     def make_copy(
         self,

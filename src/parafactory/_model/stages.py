@@ -34,6 +34,7 @@ from .cache import (
 )
 from .parameters import combined_hash
 from .records import OutputOf, Record, State
+from .reportables import CACHED_REPORTABLES, REPORTABLES, forget, replace
 from .time_limits import effective_limit, time_limit
 
 logger = logging.getLogger("parafactory")
@@ -212,12 +213,14 @@ def execute(
     if found is not None:
         provenance = _explain_recompute(spec, record, found, provenance)
     logger.debug("Running %s on %s", spec.name, record.name)
+    forget(record, spec.name)  # what it reports now replaces what it reported before
     result = _invoke(spec, record, group, args, kwargs, cache, timeout)
     values = _output_values(spec, record, result)
     if cache is not None and spec.cachers:
         provenance = provenance_digest(provenance)
         entry = _entry(spec, record, arguments)
-        values = cache.store(entry, values, provenance_digest(upstream), provenance)
+        stored = _with_reportables(spec, record, values)
+        values = cache.store(entry, stored, provenance_digest(upstream), provenance)
     for name, value in values.items():
         record.state[name] = value
     record.output = _output_reference(spec, result)
@@ -257,14 +260,14 @@ def _invoke(
         leading = (record,)
         inputs = _read_inputs(spec, record, kwargs) if spec.inputs else {}
     limit = spec.timeout if timeout is None else effective_limit(spec.timeout, timeout)
-    record._running = (spec.name, cache)
+    outer, record._running = record._running, (spec.name, cache)
     try:
         if limit is None:
             return spec.function(*leading, *args, **inputs, **kwargs)
         with time_limit(limit, record.name, spec.name):
             return spec.function(*leading, *args, **inputs, **kwargs)
     finally:
-        record._running = None
+        record._running = outer  # a stage may call another on its record
 
 
 def upstream_of(spec: StageSpec, record: Record, group: Sequence[Record]) -> Provenance:
@@ -308,11 +311,20 @@ def stored_artifact(
 
 
 def take_outputs(spec: StageSpec, record: Record, found: Hit) -> None:
-    """Put a cache hit's outputs, unloaded, in the record, as if the stage had run."""
+    """Put a cache hit's outputs, unloaded, in the record, as if the stage had run; what
+    the stage reported comes back from the cache too."""
     record.state.update(found.artifacts)
     record.output = _output_reference(spec, None)  # the returned value: from the cache
     record.stages.append(spec.name)
     record._provenance = found.provenance
+    reported = found.extras.get(REPORTABLES)
+    replace(record, spec.name, reported.load() if reported is not None else ())
+
+
+def _with_reportables(spec: StageSpec, record: Record, values: dict[str, Any]) -> dict[str, Any]:
+    """The outputs to cache, with what the stage reported, which is kept with them."""
+    reported = record._reportables.get(spec.name) if record._reportables else None
+    return {**values, REPORTABLES: reported} if reported else values
 
 
 _OVERWRITE_ALL = "the manager overwrites every stage"
@@ -344,7 +356,14 @@ def _explain_recompute(
 
 def _entry(spec: StageSpec, record: Record, arguments: str) -> Entry:
     return Entry(
-        spec.name, record.hash, spec.outputs, spec.cachers, spec.lazy, spec.fingerprint, arguments
+        spec.name,
+        record.hash,
+        spec.outputs,
+        spec.cachers,
+        spec.lazy,
+        spec.fingerprint,
+        arguments,
+        CACHED_REPORTABLES,
     )
 
 

@@ -23,6 +23,7 @@ from loky.process_executor import TerminatedWorkerError
 
 from ..._core.chains import ChainResult, ChainTask, WorkerHooks
 from ..._core.travel import check_plan_travels
+from ..._model.reportables import worker_environment
 from ..._model.time_limits import KILL_GRACE_SECONDS
 from ..._run.cpus import thread_limits, usable_cpu_count
 from ..base import Backend, LimitOf, Loss, RunSettings
@@ -47,7 +48,7 @@ class LokyBackend(Backend):
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._env = thread_limits(workers, usable_cpu_count())
+        self._env = thread_limits(workers, usable_cpu_count()) | worker_environment()
         super().__init__(self._executor())
         self._run: contextlib.ExitStack | None = None
         self._scratch_dir = ""
