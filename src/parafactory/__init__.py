@@ -6,6 +6,7 @@
 from ._errors import (
     BackendUnavailableError,
     CacheEntryDamagedError,
+    DisplayUnavailableError,
     ParafactoryError,
     ParameterClassError,
     PlanError,
@@ -30,6 +31,7 @@ __all__ = [
     "BackendUnavailableError",
     "CacheEntryDamagedError",
     "Cacher",
+    "DisplayUnavailableError",
     "ExperimentParameters",
     "FileReferenceCacher",
     "JoblibCacher",

@@ -16,7 +16,8 @@
     │                             travel back from its worker
     ├── UnpicklableStateError     a value cannot travel to or from a worker
     ├── CacheEntryDamagedError    a cache file no longer holds what was written to it
-    └── BackendUnavailableError   an optional backend's dependency is missing
+    ├── BackendUnavailableError   an optional backend's dependency is missing
+    └── DisplayUnavailableError   a notebook display was asked for without IPython
 
 Ctrl-C during a run re-raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise
 ``SystemExit(128 + signal)``, after the workers are stopped and finished
@@ -134,3 +135,7 @@ class CacheEntryDamagedError(ParafactoryError):
 
 class BackendUnavailableError(ParafactoryError, ImportError):
     """A backend was asked for whose optional dependency is not installed."""
+
+
+class DisplayUnavailableError(ParafactoryError, ImportError):
+    """A notebook display (``manager.display_*``) was asked for where IPython is missing."""

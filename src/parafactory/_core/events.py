@@ -14,10 +14,8 @@ from typing import Any
 
 from .._model.records import Record
 
-_event = dataclasses.dataclass(slots=True)  # made by the thousand: cheap to build, not frozen
 
-
-@_event
+@dataclasses.dataclass(slots=True)  # made by the thousand: cheap, not frozen
 class RunStarted:
     """The run begins: how many records, steps and workers."""
 
@@ -27,7 +25,7 @@ class RunStarted:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class ChainsQueued:
     """Records' chains were sent to a worker, in one task (``alone``: a retry by itself)."""
 
@@ -36,7 +34,7 @@ class ChainsQueued:
     alone: bool = False
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class ChainRan:
     """A record's chain ran on ``worker`` ("host:pid"; "parent" for an aggregate): one
     ``(stage, started, ended, cached)`` per stage (``time.time()``; ``cached``: its
@@ -48,7 +46,7 @@ class ChainRan:
     aggregate: bool = False
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class LoadedFromCache:
     """Every stage of a record's chain was cached: nothing was sent to a worker."""
 
@@ -57,7 +55,7 @@ class LoadedFromCache:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RecordFailed:
     """A stage failed on a record (``error`` names them)."""
 
@@ -67,7 +65,7 @@ class RecordFailed:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class Retried:
     """A record's chain is sent again, alone, after its worker died (``why``: how)."""
 
@@ -76,7 +74,7 @@ class Retried:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class WorkerLost:
     """A worker died; ``records``: the names of those it ran (or was about to)."""
 
@@ -85,7 +83,7 @@ class WorkerLost:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RecordFinished:
     """Every step of a record settled (``failed``: one of them failed)."""
 
@@ -94,7 +92,7 @@ class RecordFinished:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RunFinished:
     """The run ended: ``summary`` says how; ``interrupted`` by Ctrl-C or a signal."""
 
