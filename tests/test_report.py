@@ -126,7 +126,7 @@ def test_the_index_lists_every_run_newest_first_and_latest_opens_the_last(make_m
     assert runs == [second.reference, first.reference]
     assert "data-failed='1'" in index.split(first.reference)[-1]
     latest = (first.reports_dir / "_latest" / "index.html").read_text(encoding="utf-8")
-    assert f"url=../{second.reference}/index.html" in latest
+    assert f"<base href='../{second.reference}/'>" in latest and "indexed – run 2" in latest
     facts = json.loads((second.reports_dir / second.reference / "run.json").read_text())
     assert facts["outcomes"] == {"computed": 3, "cached": 0, "failed": 0, "skipped": 0}
 

@@ -1,4 +1,4 @@
-"""The index of runs in a reports folder, newest first, and ``_latest`` opening the last.
+"""The index of runs in a reports folder, newest first, and ``_latest``: the last run.
 
 Each run's folder holds ``run.json`` (its facts, see :mod:`.facts`); the index is
 rebuilt from them after every report, so deleting a run's folder drops it from the index.
@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from .facts import outcome_html
-from .style import page
+from .style import based_at, page
 
 LATEST = "_latest"
 
 
-def write_index(reports_dir: Path, latest: str) -> Path:
-    """Write ``index.html`` listing every run, and ``_latest/index.html`` opening
-    ``latest`` (a run folder's name); returns the index's path."""
+def write_index(reports_dir: Path) -> Path:
+    """Write ``index.html`` listing every run; returns its path."""
     runs = sorted(_runs(reports_dir), key=_newest_first, reverse=True)
     rows = "".join(_row(folder, facts) for folder, facts in runs)
     body = (
@@ -31,7 +30,6 @@ def write_index(reports_dir: Path, latest: str) -> Path:
     )
     index = reports_dir / "index.html"
     index.write_text(page("Reports", body), encoding="utf-8")
-    _write_latest(reports_dir / LATEST, latest)
     return index
 
 
@@ -66,10 +64,9 @@ def _row(folder: str, facts: dict[str, Any]) -> str:
     return "<tr data-run=''>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
 
 
-def _write_latest(folder: Path, latest: str) -> None:
-    """A page that opens the latest run (a redirect: a copy would duplicate its files)."""
+def write_latest(reports_dir: Path, reference: str, html: str) -> None:
+    """``_latest/index.html``: the run's page, its links resolving from the run's folder
+    (no redirect, no symbolic link: it opens anywhere, and its files are not copied)."""
+    folder = reports_dir / LATEST
     folder.mkdir(exist_ok=True)
-    target = f"../{escape(latest)}/index.html"
-    body = f"<p>Opening <a href='{target}'>{escape(latest)}</a>…</p>"
-    head = f"<meta http-equiv='refresh' content='0; url={target}'>"
-    (folder / "index.html").write_text(page("Latest run", body, head), encoding="utf-8")
+    (folder / "index.html").write_text(based_at(html, f"../{reference}/"), encoding="utf-8")

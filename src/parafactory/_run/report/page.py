@@ -4,7 +4,7 @@
 
     reports/
     ├── index.html                  every run, newest first (index.py)
-    ├── _latest/index.html          opens the last run written
+    ├── _latest/index.html          the last run's page, its links into the run's folder
     └── <name>_<number>_<time>/
         ├── index.html              facts, parameter sets, stage graph, timeline, reportables
         ├── run.json                the facts, for the index
@@ -24,7 +24,7 @@ from typing import Any
 from ..._model.records import Record
 from .facts import facts_html, run_facts
 from .graph import graph_svg
-from .index import write_index
+from .index import write_index, write_latest
 from .observer import RunObserver, outcomes
 from .params import params_table
 from .reportables import FOLDER, ReportableLike, reportables_section
@@ -57,10 +57,12 @@ class RunReport:
         shutil.rmtree(folder / FOLDER, ignore_errors=True)  # a report written again
         folder.mkdir(parents=True, exist_ok=True)
         facts = run_facts(self.info, self.records, self.observer)
+        html = self.html(facts, folder)
         path = folder / "index.html"
-        path.write_text(self.html(facts, folder), encoding="utf-8")
+        path.write_text(html, encoding="utf-8")
         (folder / "run.json").write_text(json.dumps(facts, indent=2, default=str), encoding="utf-8")
-        write_index(reports_dir, reference)
+        write_index(reports_dir)
+        write_latest(reports_dir, reference, html)
         return path
 
     def facts_block(self) -> str:

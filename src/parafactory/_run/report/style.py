@@ -22,10 +22,19 @@ nav a{margin-right:1em}
 """
 
 
-def page(title: str, body: str, head: str = "") -> str:
+_HEAD = "<head><meta charset='utf-8'>"
+
+
+def page(title: str, body: str) -> str:
     """A complete HTML page: nothing in it is fetched from anywhere."""
     return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{escape(title)}</title>{head}<style>{CSS}</style></head>"
+        f"<!DOCTYPE html><html lang='en'>{_HEAD}"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head>"
         f"<body>{body}</body></html>"
     )
+
+
+def based_at(html: str, href: str) -> str:
+    """A :func:`page` whose relative links resolve from ``href``: a copy shown from
+    another folder still finds its files."""
+    return html.replace(_HEAD, f"{_HEAD}<base href='{escape(href)}'>", 1)
