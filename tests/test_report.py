@@ -252,3 +252,10 @@ def test_a_lane_with_room_draws_every_bar():
     for lane in found.values():
         assert lane.get("data-density") == "0"
         assert len([e for e in lane.iter() if "data-bar" in e.attrib]) == MAX_BARS // 2
+
+
+def test_report_false_leaves_the_report_to_write_report(make_manager, tmp_path):
+    manager = make_manager("unreported", report=False)
+    manager.run(sweep, points(2), n_jobs=1, progress=False)
+    assert not (tmp_path / "reports").exists()
+    assert manager.write_report() == tmp_path / "reports" / manager.reference / "index.html"

@@ -41,7 +41,8 @@ class ArtifactManager:
     Files go under ``root`` (the working directory unless told otherwise): the
     cache in ``data/cache``, run numbers in ``data/runs``, logs in ``logs`` and
     reports in ``reports``; each can be set on its own. ``dry=True`` writes
-    nothing at all.
+    nothing at all. Each ``map``/``run`` ends by writing the HTML report of the
+    run (see :meth:`write_report`) unless ``report=False``.
 
     >>> manager = ArtifactManager("notebook_example_0")
     >>> manager.run_number, manager.log_path
@@ -62,6 +63,7 @@ class ArtifactManager:
         overwrite_stages: Iterable[str] = (),
         log_level: int = logging.INFO,
         console_log: bool = True,
+        report: bool = True,
     ) -> None:
         _check_name(name)
         self.name = name
@@ -69,6 +71,7 @@ class ArtifactManager:
         self.overwrite = overwrite
         self.overwrite_stages = list(overwrite_stages)
         self.log_level = log_level
+        self.report = report
         self.cache_dir = Path(root, cache_dir or "data/cache")
         self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
@@ -292,7 +295,7 @@ class ArtifactManager:
     def _write_report_after_run(self) -> None:
         """The report a run writes as it ends: a report that cannot be written is logged,
         not raised, as the run's records matter more than their report."""
-        if self.dry:
+        if self.dry or not self.report:
             return
         try:
             self.write_report()

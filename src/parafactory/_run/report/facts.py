@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._model.records import Record
-from .observer import RunObserver, counts, outcomes
+from .observer import PARENT, RunObserver, counts, outcomes
 
 
 def run_facts(
@@ -28,7 +28,7 @@ def run_facts(
     facts["interrupted"] = observer.interrupted
     facts["records"] = len(records)
     facts["outcomes"] = counts(outcomes(records, observer))
-    facts["workers"] = sorted({bar.lane for bar in observer.bars} - {"parent"})
+    facts["workers"] = sorted({chain[0] for chain in observer.chains} - {PARENT})
     return facts
 
 
@@ -102,7 +102,8 @@ def outcome_html(facts: Mapping[str, Any]) -> str:
     """``12 records: 9 computed, 2 cached, 1 failed, 0 skipped`` with a class per count."""
     tally = facts.get("outcomes", {})
     parts = [
-        f"<span class='pf-{key}' data-{key}='{n}'>{n} {key}</span>" for key, n in tally.items()
+        f"<span class='pf-{key if n else 'none'}' data-{key}='{n}'>{n} {key}</span>"
+        for key, n in tally.items()
     ]
     interrupted = (
         " <strong class='pf-failed'>interrupted</strong>" if facts.get("interrupted") else ""

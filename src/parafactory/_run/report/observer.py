@@ -1,9 +1,9 @@
 """What the report needs to know about a run, gathered from its events as it runs.
 
-Each stage a worker ran becomes a :class:`Bar` on that worker's lane (aggregates on the
-parent's); chains found whole in the cache, lost workers and failures that left no bar
-become marks. Handlers only append: a sweep of tiny records pays a few microseconds a
-record for its timeline.
+Each chain a worker ran is kept as its event gave it, and becomes a :class:`Bar` per
+stage on that worker's lane (aggregates on the parent's) only when a report is drawn;
+chains found whole in the cache, lost workers and failures that left no bar become marks.
+Handlers only append: a sweep of tiny records pays about a microsecond a record.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from ..._core.chains import Timing
 from ..._core.events import (
     ChainRan,
     Events,
@@ -59,14 +60,15 @@ class RunObserver:
     """Collects the bars, marks and plan of every run of one manager."""
 
     def __init__(self) -> None:
-        self.bars: list[Bar] = []
+        self.chains: list[tuple[str, Record, list[Timing], bool, bool]] = []  # see _chain_ran
         self.marks: list[Mark] = []
         self.steps: list[Step] = []
         self.started: float | None = None
         self.finished: float | None = None
         self.interrupted = False
         self._retried: set[int] = set()  # ids of records sent again after a death
-        self._last_bar: dict[int, Bar] = {}  # each record's latest bar, to mark a failure
+        self._last_chain: dict[int, int] = {}  # record id -> index of its latest chain
+        self._failed: dict[int, str] = {}  # chain index -> the stage that failed in it
 
     def follow(self, events: Events, steps: Sequence[Step]) -> None:
         """Watch a run of ``steps`` through its events."""
@@ -74,7 +76,7 @@ class RunObserver:
         events.subscribe(self._run_started, RunStarted)
         events.subscribe(self._chain_ran, ChainRan)
         events.subscribe(self._loaded, LoadedFromCache)
-        events.subscribe(self._failed, RecordFailed)
+        events.subscribe(self._record_failed, RecordFailed)
         events.subscribe(self._retry, Retried)
         events.subscribe(self._lost, WorkerLost)
         events.subscribe(self._run_finished, RunFinished)
@@ -87,24 +89,37 @@ class RunObserver:
         self.finished = event.time
         self.interrupted = self.interrupted or event.interrupted
 
+    @property
+    def bars(self) -> list[Bar]:
+        """A bar per stage run, in the order their chains came back."""
+        bars = []
+        for index, (lane, record, timings, aggregate, retry) in enumerate(self.chains):
+            failed_stage = self._failed.get(index)
+            last = len(timings) - 1
+            for position, (stage, started, ended, cached) in enumerate(timings):
+                failed = position == last and stage == failed_stage
+                bars.append(
+                    Bar(lane, record, stage, started, ended, cached, aggregate, retry, failed)
+                )
+        return bars
+
     def _chain_ran(self, event: ChainRan) -> None:
         record = event.record
+        self._last_chain[id(record)] = len(self.chains)
         retry = id(record) in self._retried
-        for stage, started, ended, cached in event.timings:
-            bar = Bar(event.worker, record, stage, started, ended, cached, event.aggregate, retry)
-            self.bars.append(bar)
-        if event.timings:
-            self._last_bar[id(record)] = bar
+        self.chains.append((event.worker, record, event.timings, event.aggregate, retry))
 
     def _loaded(self, event: LoadedFromCache) -> None:
         text = f"{event.record.name}: {', '.join(event.stages)} loaded from the cache"
         self.marks.append(Mark("hit", event.time, text, event.record, event.stages))
 
-    def _failed(self, event: RecordFailed) -> None:
-        bar = self._last_bar.get(id(event.record))
-        if bar is not None and bar.stage == event.stage and not bar.failed:
-            bar.failed = True
-            return
+    def _record_failed(self, event: RecordFailed) -> None:
+        index = self._last_chain.get(id(event.record))
+        if index is not None and index not in self._failed:
+            timings = self.chains[index][2]
+            if timings and timings[-1][0] == event.stage:
+                self._failed[index] = event.stage
+                return
         text = f"{event.record.name}: {event.stage} failed ({type(event.error).__name__})"
         self.marks.append(Mark("failed", event.time, text, event.record))
 

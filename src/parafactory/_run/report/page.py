@@ -79,8 +79,9 @@ class RunReport:
 
     def html(self, facts: Mapping[str, Any], folder: Path) -> str:
         """The page, with reportables rendered into ``folder``."""
+        table = params_table(self.records, outcomes(self.records, self.observer))
         content = {
-            "params": params_table(self.records, outcomes(self.records, self.observer)),
+            "params": f"<div class='pf-scroll'>{table}</div>",
             "timeline": f"<div class='pf-scroll'>{self.timeline()}</div>",
             "graph": f"<div class='pf-scroll'>{self.graph()}</div>",
             "reportables": reportables_section(self.reportables, self.records, folder),

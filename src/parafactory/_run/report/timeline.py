@@ -61,10 +61,11 @@ class _Scale:
 
 def timeline_svg(observer: RunObserver) -> str:
     """The timeline of every stage the manager's runs ran, as a standalone ``<svg>``."""
-    lanes = _lanes(observer.bars, observer.marks)
-    start, end = _span(observer)
+    bars = observer.bars
+    lanes = _lanes(bars, observer.marks)
+    start, end = _span(observer, bars)
     scale = _Scale(start, end)
-    body = _legend()
+    body = _legend(dense=any(len(bars) > MAX_BARS for _, bars in lanes))
     for index, (name, bars) in enumerate(lanes):
         hits = [m for m in observer.marks if m.kind == "hit"] if name == PARENT else []
         body += _lane(TOP + index * LANE, name, bars, hits, scale)
@@ -90,16 +91,17 @@ def _lanes(bars: Sequence[Bar], marks: Sequence[Mark]) -> list[tuple[str, list[B
     return ordered
 
 
-def _span(observer: RunObserver) -> tuple[float, float]:
-    moments = [bar.start for bar in observer.bars] + [bar.end for bar in observer.bars]
+def _span(observer: RunObserver, bars: Sequence[Bar]) -> tuple[float, float]:
+    moments = [bar.start for bar in bars] + [bar.end for bar in bars]
     moments += [mark.time for mark in observer.marks]
     moments += [t for t in (observer.started, observer.finished) if t is not None]
     return (min(moments), max(moments)) if moments else (0.0, 1.0)
 
 
-def _legend() -> list[str]:
+def _legend(dense: bool) -> list[str]:
     parts, x = [], float(LABEL)
-    for css, label in _LEGEND:
+    shown = [*_LEGEND, ("pf-density", "stages merged: darker is busier")] if dense else _LEGEND
+    for css, label in shown:
         parts.append(rect(x, 8, 12, 12, css))
         parts.append(text(x + 16, 18, label, "pf-legend"))
         x += 28 + 6.5 * len(label)
@@ -117,7 +119,9 @@ def _lane(y: float, name: str, bars: list[Bar], hits: list[Mark], scale: _Scale)
         data_density=int(dense),
     )
     busy = sum(bar.end - bar.start for bar in bars)
-    share = f"{len(bars)} stages, {100 * busy / scale.seconds:.0f}% busy"
+    share = (
+        f"{len(bars)} stage{'s' if len(bars) != 1 else ''}, {100 * busy / scale.seconds:.0f}% busy"
+    )
     parts = [
         f"<g {group}>",
         rect(0, y + 1, LABEL + WIDTH, LANE - 2, f"pf-lane-bg pf-{kind}"),
