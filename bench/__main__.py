@@ -112,6 +112,8 @@ def run_scale(
     w1 = next(workload for workload in workloads if workload.name == "W1")
     cached = figures["cached_rerun"] = scale.cached_rerun(w1, workers, config.reps)
     errors += _cached_errors(cached, reference["W1"])
+    _say("scale: writing the report of a run")
+    figures["report"] = scale.report_cost(config.tiny_records, workers, config.reps)
     stop_loky()
     figures["rss"] = {}
     for mode in config.rss_modes:

@@ -102,6 +102,12 @@ def _lazy_rss(scale: Mapping[str, Any]) -> Target:
     return Target("W3 parent peak RSS, lazy outputs", measured, 150.0, "MB")
 
 
+def _report(scale: Mapping[str, Any]) -> Target:
+    figure = scale.get("report")
+    name = f"write_report of a {figure['records']:,}-record run" if figure else "write_report"
+    return Target(name, figure and figure["median_seconds"], 2.0, "s")
+
+
 def targets(
     medians: Medians, scale: Mapping[str, Any], workers: int, tiny_records: int
 ) -> list[Target]:
@@ -115,6 +121,7 @@ def targets(
         _versus_peer("W5 vs fastest peer", medians, "W5 warm", 1.05),
         _planning(scale),
         _lazy_rss(scale),
+        _report(scale),
     ]
 
 
@@ -202,6 +209,13 @@ def scale_table(scale: Mapping[str, Any]) -> str:
             f"{cached['median_seconds']:.3f} s; stages executed: "
             f"{cached['stages_executed_rerunning']} (filling run: {cached['fill_seconds']:.2f} s, "
             f"{cached['stages_executed_filling']} executed) |"
+        )
+    report = scale.get("report")
+    if report:
+        lines.append(
+            f"| write_report of a {report['records']:,}-record run | "
+            f"{report['median_seconds']:.3f} s (page {report['page_kb']:.0f} kB; "
+            f"{report['dense_lanes']} of {report['lanes']} timeline lanes as density strips) |"
         )
     for mode, figures in scale.get("rss", {}).items():
         lines.append(

@@ -21,6 +21,7 @@ from .stages import (
     CachedParams,
     experiment_cached,
     experiment_chains,
+    experiment_with_total,
     outcome_of_records,
     params_of,
 )
@@ -118,6 +119,31 @@ def _cached_run(workload: Workload, root: Path, workers: int) -> tuple[float, st
     seconds = time.perf_counter() - start
     manager.close()
     return seconds, checksum(outcome_of_records(records))
+
+
+def report_cost(records: int, workers: int, reps: int) -> dict[str, Any]:
+    """Time ``write_report()`` after a run of ``records`` tiny records and their aggregate
+    (its page: parameter table, timeline, stage graph), ``reps`` times."""
+    with tempfile.TemporaryDirectory(prefix="parafactory-bench-") as directory:
+        manager = ArtifactManager("bench_report", root=directory, report=False)
+        param_sets = [params_of("report", Task("tiny", i)) for i in range(records)]
+        manager.run(experiment_with_total, param_sets, n_jobs=workers, progress=False)
+        seconds = []
+        for _ in range(reps):
+            gc.collect()
+            start = time.perf_counter()
+            path = manager.write_report()
+            seconds.append(time.perf_counter() - start)
+        page = path.read_text(encoding="utf-8") if path is not None else ""
+        manager.close()
+    return {
+        "records": records,
+        "seconds": seconds,
+        "median_seconds": statistics.median(seconds),
+        "page_kb": len(page.encode()) / 1024,
+        "dense_lanes": page.count('data-density="1"'),
+        "lanes": page.count("data-lane="),
+    }
 
 
 def peak_rss(mode: str, records: int) -> dict[str, Any]:

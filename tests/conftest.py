@@ -60,3 +60,17 @@ def make_manager(tmp_path):
 def manager(make_manager):
     """An ArtifactManager whose cache, runs, logs and reports all live in tmp_path."""
     return make_manager("parallel")
+
+
+@pytest.fixture(scope="session")
+def python3_kernel():
+    """Make sure a "python3" Jupyter kernelspec exists (install one for this user if not)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        from ipykernel import kernelspec
+
+        kernelspec.install(user=True)
+    return "python3"

@@ -49,7 +49,7 @@ def test_records_in_order_and_report_names_them(make_manager, tmp_path):
     assert path.is_file() and tmp_path / "reports" in path.parents
     text = path.read_text()
     for name in ["p", "q", "r"]:
-        assert f"| {name} |" in text
+        assert f"data-record='{name}'" in text
     assert "report" in text
 
 

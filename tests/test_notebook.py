@@ -17,20 +17,6 @@ pytest.importorskip("ipykernel")
 RESULT_MARK = "RESULT-JSON:"
 
 
-@pytest.fixture(scope="session")
-def python3_kernel():
-    """Make sure a "python3" kernelspec exists (install one for this user if not)."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        KernelSpecManager().get_kernel_spec("python3")
-    except NoSuchKernel:
-        from ipykernel import kernelspec
-
-        kernelspec.install(user=True)
-    return "python3"
-
-
 def module_returning(value):
     return f"def value():\n    return {value}\n"
 

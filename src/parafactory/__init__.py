@@ -6,6 +6,7 @@
 from ._errors import (
     BackendUnavailableError,
     CacheEntryDamagedError,
+    DisplayUnavailableError,
     ParafactoryError,
     ParameterClassError,
     PlanError,
@@ -42,6 +43,7 @@ __all__ = [
     "CacheEntryDamagedError",
     "Cacher",
     "DFReporter",
+    "DisplayUnavailableError",
     "ExperimentParameters",
     "FigureReporter",
     "FileReferenceCacher",

@@ -17,7 +17,8 @@
     ├── UnpicklableStateError     a value cannot travel to or from a worker
     ├── CacheEntryDamagedError    a cache file no longer holds what was written to it
     ├── BackendUnavailableError   an optional backend's dependency is missing
-    └── ReporterUnavailableError  a reporter's optional dependency is missing
+    ├── ReporterUnavailableError  a reporter's optional dependency is missing
+    └── DisplayUnavailableError   a notebook display was asked for without IPython
 
 Ctrl-C during a run re-raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise
 ``SystemExit(128 + signal)``, after the workers are stopped and finished
@@ -139,3 +140,7 @@ class BackendUnavailableError(ParafactoryError, ImportError):
 
 class ReporterUnavailableError(ParafactoryError, ImportError):
     """A reporter was made whose optional dependency (the ``report`` extra) is not installed."""
+
+
+class DisplayUnavailableError(ParafactoryError, ImportError):
+    """A notebook display (``manager.display_*``) was asked for where IPython is missing."""

@@ -27,10 +27,10 @@ from ._model.parameters import ExperimentParameters, parameters_representation
 from ._model.records import ManagerView, Record, planning
 from ._model.reportables import Reportable, qualify
 from ._model.stages import check_timeout, spec_of
-from ._run import report as _report
 from ._run.cpus import resolve_n_jobs
 from ._run.logs import RunLog, RunLogSubscriber
 from ._run.progress import Progress
+from ._run.report import RunObserver, RunReport, notebook
 from ._run.store import next_run_number
 
 Experiment = Callable[[Any, "ArtifactManager"], Any]
@@ -42,7 +42,8 @@ class ArtifactManager:
     Files go under ``root`` (the working directory unless told otherwise): the
     cache in ``data/cache``, run numbers in ``data/runs``, logs in ``logs`` and
     reports in ``reports``; each can be set on its own. ``dry=True`` writes
-    nothing at all.
+    nothing at all. Each ``map``/``run`` ends by writing the HTML report of the
+    run (see :meth:`write_report`) unless ``report=False``.
 
     >>> manager = ArtifactManager("notebook_example_0")
     >>> manager.run_number, manager.log_path.name  # the date and time it was made
@@ -63,6 +64,7 @@ class ArtifactManager:
         overwrite_stages: Iterable[str] = (),
         log_level: int = logging.INFO,
         console_log: bool = True,
+        report: bool = True,
     ) -> None:
         _check_name(name)
         self.name = name
@@ -70,11 +72,13 @@ class ArtifactManager:
         self.overwrite = overwrite
         self.overwrite_stages = list(overwrite_stages)
         self.log_level = log_level
+        self.report = report
         self.cache_dir = Path(root, cache_dir or "data/cache")
         self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
         self._hidden_reporters: dict[int, Record] = {}  # records not listed that reported
         self._reported = 0  # reportables that joined a record here so far
+        self._observer = RunObserver()
         self._registered: set[str] = set()  # parameter hashes already in the registry
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
@@ -224,10 +228,12 @@ class ArtifactManager:
         events = Events()
         Progress(total, enabled=progress, description=self.name).follow(events)
         RunLogSubscriber(errors).follow(events)
+        self._observer.follow(events, plan.steps)
         try:
             self._schedule(plan, pool, errors, events, timeout)
-        finally:
+        finally:  # a run that failed or was stopped is the one whose report is wanted
             self._number_reportables(plan)
+            self._write_report_after_run()
         return plan.records
 
     def _schedule(
@@ -305,13 +311,59 @@ class ArtifactManager:
         }
 
     def write_report(self) -> Path | None:
-        """Write a markdown report of this run's records; returns its path (``None`` when dry)."""
+        """Write this run's HTML report and update the index of runs; returns the report's
+        ``index.html`` (``None`` when dry).
+
+        The report (``reports/<reference>/``) opens from disk with nothing fetched: the
+        run's facts, every parameter set with its outcome, time and error, the worker
+        timeline, the stage graph and the reportables. ``reports/index.html`` lists every
+        run, newest first; ``reports/_latest`` opens the last. ``map`` and ``run`` write
+        it when they end.
+        """
         if self.dry:
             return None
-        path = self.reports_dir / self.reference / "report.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_report.render(self.run_info, self.records), encoding="utf-8")
-        return path
+        return self._report().write(self.reports_dir)
+
+    def _write_report_after_run(self) -> None:
+        """The report a run writes as it ends: a report that cannot be written is logged,
+        not raised, as the run's records matter more than their report."""
+        if self.dry or not self.report:
+            return
+        try:
+            self.write_report()
+        except Exception:  # a reportable's render() may raise anything
+            logging.getLogger("parafactory").warning(
+                "the run's report could not be written", exc_info=True
+            )
+
+    def _report(self) -> RunReport:
+        return RunReport(self.run_info, self.records, self._observer, self.reportables)
+
+    def display_info(self) -> Any:
+        """The run's facts and outcome counts, shown in a Jupyter notebook."""
+        report = self._report()
+        return notebook.html(report.facts_block())
+
+    def display_all_reportables(self) -> Any:
+        """Every reportable of this run, grouped by record, shown in a Jupyter notebook
+        (their files are rendered into the run's report folder, and inlined)."""
+        return self._display_reportables(self.reportables)
+
+    def display_record_reportables(self, record: Record) -> Any:
+        """The reportables ``record`` made, shown in a Jupyter notebook."""
+        return self._display_reportables([r for r in self.reportables if r.record is record])
+
+    def display_stage_graph(self) -> Any:
+        """The stage graph of this manager's runs (records, stages, state, aggregates) as SVG."""
+        return notebook.svg(self._report().graph())
+
+    def display_timeline(self) -> Any:
+        """The worker timeline of this manager's runs (a lane per worker, a bar per stage)."""
+        return notebook.svg(self._report().timeline())
+
+    def _display_reportables(self, reportables: list[Any]) -> Any:
+        folder = None if self.dry else self.reports_dir / self.reference
+        return notebook.reportables_html(reportables, self.records, folder)
 
     def _register_params(self, records: Sequence[Record]) -> None:
         """Record the parameter sets of ``records`` in the cache's registry, in one write

@@ -247,6 +247,8 @@ class Scheduler:
             except BaseException as error:  # failures are per record
                 if stops_the_run(error):
                     raise
+                timing = (call.spec.name, started, time.time(), False)
+                self.events.publish(ChainRan(step.record, "parent", [timing], aggregate=True))
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
                 timing = (call.spec.name, started, time.time(), cached)
