@@ -9,7 +9,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from parafactory import ExperimentParameters, PickleCacher, Record, aggregate, stage
+from parafactory import ExperimentParameters, PickleCacher, Record, Reportable, aggregate, stage
 
 
 @dataclasses.dataclass
@@ -18,10 +18,15 @@ class Point(ExperimentParameters):
     label: str = ""
     fail_at: int = -1  # the x whose second stage raises
     die_once_in: str = ""  # a folder: the first chain to run exits its worker once
+    picture: str = ""  # "figures": the first stage reports a picture in that group; "broken"
 
 
 @stage(outputs=["square", "pid"], cachers=[PickleCacher(), PickleCacher()])
 def square(record: Record):
+    if record.params.picture == "broken":
+        record.report(BrokenReportable("pic"))
+    elif record.params.picture:
+        record.report(PictureReportable("pic", group=record.params.picture))
     return record.params.x**2, os.getpid()
 
 
@@ -76,17 +81,12 @@ def png(width: int = 2, height: int = 2) -> bytes:
     )
 
 
-class PictureReportable:
-    """A stand-in for curifactory's Reportable: ``render()`` writes a PNG into ``path``,
-    ``html()`` shows it from ``path``."""
+class PictureReportable(Reportable):
+    """A user's own reportable: ``render()`` writes a PNG into ``path``, ``html()`` shows
+    it from ``path``."""
 
-    def __init__(self, name: str, record: Record, group: str | None = None) -> None:
-        self.name = name
-        self.group = group
-        self.record = record
-        self.stage = "square"
-        self.qualified_name = f"{record.name}_{name}"
-        self.path = ""
+    def __init__(self, name: str, group: str | None = None) -> None:
+        super().__init__(name=name, group=group)
         self.rendered_into: list[str] = []
 
     def render(self) -> None:
@@ -98,3 +98,8 @@ class PictureReportable:
             f"<p>picture of {self.record.name}</p>",
             f"<img src='{self.path}/{self.qualified_name}.png'>",
         ]
+
+
+class BrokenReportable(PictureReportable):
+    def render(self) -> None:
+        raise RuntimeError("this figure cannot be drawn")

@@ -17,7 +17,7 @@ from parafactory import ArtifactManager, Record
 from parafactory._core.events import ChainRan, Events, RecordFailed, RunFinished, RunStarted
 from parafactory._run.report import RunObserver
 from parafactory._run.report.timeline import MAX_BARS, timeline_svg
-from report_run_stages import PictureReportable, points, square, sweep
+from report_run_stages import points, square, sweep
 
 HOST = socket.gethostname()
 
@@ -133,19 +133,19 @@ def test_the_index_lists_every_run_newest_first_and_latest_opens_the_last(make_m
 
 def test_reportables_are_rendered_into_the_run_folder_grouped_by_record(make_manager):
     manager = make_manager("pictures")
-    records = manager.run(sweep, points(2), n_jobs=1, progress=False)
-    pictures = [PictureReportable("pic", record, group="figures") for record in records[:2]]
-    manager.reportables.extend(pictures)
+    manager.run(sweep, points(2, picture="figures"), n_jobs=1, progress=False)
+    pictures = manager.reportables
+    assert len(pictures) == 2
     manager.write_report()
     folder = manager.reports_dir / manager.reference
     page = page_of(manager)
 
     for picture in pictures:
-        assert picture.rendered_into == [str(folder / "reportables")]
+        assert set(picture.rendered_into) == {str(folder / "reportables")}
         assert (folder / "reportables" / f"{picture.qualified_name}.png").is_file()
         assert f"<img src='reportables/{picture.qualified_name}.png'>" in page
     toc = re.search(r"<ul class='pf-toc'>(.*?)</ul></li></ul>", page, re.S).group(0)
-    assert toc.index("p0_pic") < toc.index("p1") < toc.index("p1_pic")
+    assert toc.index("p0_square_pic") < toc.index("p1") < toc.index("p1_square_pic")
 
 
 def test_values_from_the_user_are_escaped(make_manager):
@@ -163,17 +163,10 @@ def test_a_dry_run_writes_no_report(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-class BrokenReportable(PictureReportable):
-    def render(self):
-        raise RuntimeError("this figure cannot be drawn")
-
-
 def test_a_report_that_cannot_be_written_does_not_lose_the_run(make_manager, caplog):
     manager = make_manager("broken")
-    first = manager.run(sweep, points(1), n_jobs=1, progress=False)
-    manager.reportables.append(BrokenReportable("pic", first[0]))
     with caplog.at_level(logging.WARNING, logger="parafactory"):
-        records = manager.run(sweep, points(2), n_jobs=1, progress=False)
+        records = manager.run(sweep, points(2, picture="broken"), n_jobs=1, progress=False)
     assert records[1].state["half"] == 0.5
     assert "the run's report could not be written" in caplog.text
     with pytest.raises(RuntimeError, match="cannot be drawn"):

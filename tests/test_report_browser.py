@@ -11,7 +11,7 @@ from pathlib import Path
 
 from browser import chromium as chromium  # the fixture; the alias tells ruff it is used
 from browser import open_page
-from report_run_stages import PictureReportable, points, sweep
+from report_run_stages import points, sweep
 
 HOST = socket.gethostname()
 
@@ -26,8 +26,8 @@ def test_the_report_opens_alone_and_its_timeline_has_a_lane_per_worker(
     chromium, make_manager, tmp_path
 ):
     manager = make_manager("browsed")
-    records = manager.run(sweep, points(6, fail_at=2), n_jobs=2, errors="continue", progress=False)
-    manager.reportables += [PictureReportable("pic", r, group="figures") for r in records[:2]]
+    pictures = points(2, picture="figures") + points(6, fail_at=2)[2:]
+    records = manager.run(sweep, pictures, n_jobs=2, errors="continue", progress=False)
     path = manager.write_report()
 
     page = open_page(path, screenshot=tmp_path / "report.png", browser=chromium)
@@ -44,7 +44,7 @@ def test_the_report_opens_alone_and_its_timeline_has_a_lane_per_worker(
         (records[6].name, "total")
     ]
     assert sorted(bars) == sorted(ran)
-    assert len(re.findall(r"<img [^>]*src=\"reportables/p\d_pic.png\"", page.dom)) == 2
+    assert len(re.findall(r"<img [^>]*src=\"reportables/p\d_square_pic.png\"", page.dom)) == 2
 
 
 def test_the_index_opens_alone_and_lists_each_run(chromium, make_manager, tmp_path):

@@ -22,8 +22,7 @@ from report_run_stages import PictureReportable, points, sweep
 from parafactory import ArtifactManager
 
 manager = ArtifactManager("notebook_report", root={str(root)!r})
-records = manager.run(sweep, points(4), n_jobs=2, progress=False)
-manager.reportables += [PictureReportable("pic", r, group="figures") for r in records[:2]]
+records = manager.run(sweep, points(2, picture="figures") + points(4)[2:], n_jobs=2, progress=False)
 """
     return [
         setup,
@@ -61,12 +60,12 @@ def test_display_info_shows_the_run_and_its_outcome(shown):
 def test_display_all_reportables_carries_each_picture(shown):
     html = shown[1]["text/html"]
     assert html.count("data:image/png;base64,") == 2
-    assert html.index("p0_pic") < html.index("p1_pic")
+    assert html.index("p0_square_pic") < html.index("p1_square_pic")
 
 
 def test_display_record_reportables_shows_only_that_record(shown):
     html = shown[2]["text/html"]
-    assert html.count("data:image/png;base64,") == 1 and "p1_pic" in html and "p0_pic" not in html
+    assert html.count("data:image/png;base64,") == 1 and "p1_square_pic" in html and "p0_square_pic" not in html
 
 
 def test_display_stage_graph_is_an_svg_of_the_stages(shown):
