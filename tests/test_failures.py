@@ -91,10 +91,10 @@ def test_continue_marks_the_record_skips_its_dependants_and_summarises(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(message.endswith(eager_warning) for message in warnings), warnings
 
-    summary = "6 of 7 records finished, 1 failed: 'bad'"
+    summary = "6 of 7 records finished, 1 failed:\n  'bad': WorkloadError in stage 'fail_or_sleep'"
     assert summary in warnings
-    # ... and the same line closes the progress display (plain text: stderr is no terminal).
-    assert f"{manager.name}: {summary} [" in capsys.readouterr().err
+    # The progress display closed with the counts (plain text: stderr is no terminal).
+    assert f"{manager.name}: 7/7 records done, 1 failed [" in capsys.readouterr().err
 
 
 def test_failure_in_a_later_stage_keeps_what_earlier_stages_computed(manager, backend):

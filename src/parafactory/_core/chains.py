@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import operator
 import os
 import socket
@@ -28,13 +29,14 @@ from .._bounded import bounded
 from .._errors import UnpicklableOutputError
 from .._model.cache import Artifact, Cache, Provenance
 from .._model.records import ManagerView, OutputOf, Record
-from .._model.stages import execute, stored_artifact
+from .._model.stages import execute, said, stored_artifact
 from .capture import tagged
 from .interrupts import stops_the_run
 from .plan import Call
 from .travel import dumps, loads, travelling_exception, why_unpicklable
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # re-read in each worker: see worker_name
+logger = logging.getLogger("parafactory")
 
 
 class ChainTask(NamedTuple):
@@ -57,6 +59,18 @@ class StageFailure:
     exception: BaseException
     traceback: str
     is_record_error: bool = False
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker (``text``), kept in the parent as
+    that exception's cause."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
 
 
 Timing = tuple[str, float, float, bool]
@@ -83,6 +97,7 @@ class ChainResult:
     worker: str  # "host:pid" of the process that ran it
     logs: list[Any] = dataclasses.field(default_factory=list)
     logs_sent: tuple[int, int] | None = None  # (pid, count) of records sent live so far
+    recomputed: dict[str, str] = dataclasses.field(default_factory=dict)  # stage: why
 
     @property
     def seconds(self) -> float:
@@ -172,12 +187,13 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
     before = dict(dict.items(record.state)) if dict.__len__(record.state) else {}
     failure = None
     timings: list[Timing] = []
+    recomputed: dict[str, str] = {}
     with hooks.chain(task) as logs:
         for position, call in enumerate(task.calls):
             hooks.stage_started(task.step_id, position)
             started = time.time()
             try:
-                cached = execute(
+                outcome = execute(
                     call.spec, record, None, call.args, call.kwargs, setup.cache, setup.timeout
                 )
             except BaseException as error:  # a stage's failure is its record's
@@ -188,7 +204,10 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
                     call.spec.name, travelling_exception(error), bounded(traceback.format_exc())
                 )
                 break
-            timings.append((call.spec.name, started, time.time(), cached))
+            logger.debug("%s", said(call.spec, record, outcome))
+            timings.append((call.spec.name, started, time.time(), outcome.cached))
+            if outcome.why is not None:
+                recomputed[call.spec.name] = outcome.why
     state, output = record.state, record._output
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})  # read from disk in this chain
     changed = {  # every value, as a stage may change one in place; on disk, as an artifact
@@ -209,6 +228,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
         timings,
         worker_name(),
         logs,
+        recomputed=recomputed,
     )
 
 

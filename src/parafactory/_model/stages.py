@@ -177,6 +177,23 @@ def spec_of(candidate: Any) -> StageSpec | None:
     return spec if isinstance(spec, StageSpec) else None
 
 
+class Outcome(NamedTuple):
+    """How one stage call went: its outputs were ``cached`` (loaded from the cache, not
+    run), or it ran; ``why``: why a stage whose outputs could have been cached ran anyway
+    (``None``: it had nothing cached, or caches nothing)."""
+
+    cached: bool
+    why: str | None = None
+
+    def __str__(self) -> str:
+        if self.cached:
+            return LOADED
+        return COMPUTED if self.why is None else f"{RECOMPUTED} {self.why}"
+
+
+LOADED, COMPUTED, RECOMPUTED = "loaded from cache", "computed", "recomputed because"
+
+
 def execute(
     spec: StageSpec,
     record: Record,
@@ -185,9 +202,9 @@ def execute(
     kwargs: dict[str, Any],
     cache: Cache | None = None,
     timeout: float | None = None,
-) -> bool:
+) -> Outcome:
     """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``;
-    returns whether they came from the cache.
+    returns whether they came from the cache, or why it ran when they could have.
 
     With a ``cache``, a stage whose outputs are cached, by the same code from the same
     upstream state, is not run: its outputs enter the state unloaded, and load when
@@ -202,13 +219,12 @@ def execute(
     arguments = arguments_digest(args, kwargs) if args or kwargs else ""
     found = lookup(spec, record, upstream, arguments, cache) if spec.cachers else None
     if found is not None and isinstance(found, Hit):
-        logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         take_outputs(spec, record, found)
-        return True
+        return Outcome(cached=True)
     provenance: Provenance = (upstream, spec.name, spec.fingerprint, arguments)
+    why = None
     if found is not None:
-        provenance = _explain_recompute(spec, record, found, provenance)
-    logger.debug("Running %s on %s", spec.name, record.name)
+        provenance, why = _explain_recompute(spec, record, found, provenance)
     result = _invoke(spec, record, group, args, kwargs, cache, timeout)
     values = _output_values(spec, record, result)
     if cache is not None and spec.cachers:
@@ -220,7 +236,13 @@ def execute(
     record.output = _output_reference(spec, result)
     record.stages.append(spec.name)
     record._provenance = provenance
-    return False
+    return Outcome(cached=False, why=why)
+
+
+def said(spec: StageSpec, record: Record, outcome: Outcome) -> str:
+    """One line on a stage call: ``stage 'train' on record 'r1' (hash): computed``."""
+    kind = "aggregate" if spec.is_aggregate else "stage"
+    return f"{kind} {spec.name!r} on record {record.name!r} ({record.hash}): {outcome}"
 
 
 def _aggregate_over(record: Record, group: list[Record]) -> None:
@@ -322,21 +344,25 @@ _NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifacto
 
 def _explain_recompute(
     spec: StageSpec, record: Record, miss: Miss, provenance: Provenance
-) -> Provenance:
-    """Log why a cached stage runs; returns the provenance its outputs will carry.
+) -> tuple[Provenance, str | None]:
+    """Why a cached stage runs (``None``: it had nothing cached), and the provenance its
+    outputs will carry. A damaged entry is also a warning, naming its file.
 
     A forced recompute gets a provenance of its own, so every stage and aggregate that
     reads its outputs recomputes too, in this run or, if it is interrupted, the next.
     """
-    where = f"stage {spec.name!r} on record {record.name!r} ({record.hash})"
     if miss.reason in _OVERWRITES:
-        logger.info("%s recomputes: %s", where, miss.reason)
-        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex)
+        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex), miss.reason
     if miss.damaged:
+        where = f"stage {spec.name!r} on record {record.name!r} ({record.hash})"
         logger.warning("%s recomputes: %s", where, miss.reason)
-    elif miss.reason not in ("new", _NO_PARAMETERS):
-        logger.info("%s recomputes: its cache is stale: %s", where, miss.reason)
-    return provenance
+        return provenance, _DAMAGED
+    if miss.reason in ("new", _NO_PARAMETERS):
+        return provenance, None
+    return provenance, f"its cache is stale: {miss.reason}"
+
+
+_DAMAGED = "its cache entry was damaged"
 
 
 def _entry(spec: StageSpec, record: Record, arguments: str) -> Entry:
@@ -381,7 +407,8 @@ def _call(
     if spec.is_aggregate and records is None:
         records = [other for other in manager.records if other is not record]
     with manager.stage_logs(record.name):
-        execute(spec, record, records, args, kwargs, manager.cache)
+        outcome = execute(spec, record, records, args, kwargs, manager.cache)
+    logger.info("%s", said(spec, record, outcome))
     return record
 
 
