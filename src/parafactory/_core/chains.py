@@ -61,18 +61,6 @@ class StageFailure:
     is_record_error: bool = False
 
 
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker (``text``), kept in the parent as
-    that exception's cause."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.text}"""'
-
-
 Timing = tuple[str, float, float, bool]
 """One stage run: its name, when it started and ended (``time.time()``), from the cache."""
 

@@ -31,7 +31,7 @@ from .._model.stages import arguments_digest, execute, lookup, said, take_output
 from .._model.time_limits import effective_limit
 from .._run.summary import summary
 from .capture import tagged
-from .chains import ChainResult, ChainTask, RemoteTraceback, StageFailure, WorkerSetup
+from .chains import ChainResult, ChainTask, StageFailure, WorkerSetup
 from .events import (
     ChainRan,
     ChainsQueued,
@@ -47,6 +47,7 @@ from .events import (
 from .graph import RunGraph, State
 from .interrupts import Terminated, stop_signals_raise, stops_the_run
 from .plan import Step
+from .tracebacks import RemoteTraceback
 
 ErrorPolicy = Literal["raise", "continue"]
 _POLL_SECONDS = 0.25

@@ -32,6 +32,7 @@ from .cache import (
     provenance_after,
     provenance_digest,
 )
+from .code_origin import CodeOrigin, origin_of, restore
 from .parameters import combined_hash
 from .records import OutputOf, Record, State
 from .time_limits import effective_limit, time_limit
@@ -62,11 +63,19 @@ class StageSpec:
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         # The decorated callable is what a module exposes under the function's name, so a
         # spec travels as a reference to it; one defined in __main__ or a notebook travels
-        # by value (cloudpickle).
+        # by value (cloudpickle), with where its code came from, for its tracebacks.
         stage_callable = _importable_callable(self)
-        if stage_callable is None:
-            return super().__reduce_ex__(protocol)
-        return (spec_of, (stage_callable,))
+        if stage_callable is not None:
+            return (spec_of, (stage_callable,))
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return (_arrived, (fields, origin_of(self.function)))
+
+
+def _arrived(fields: dict[str, Any], origin: CodeOrigin) -> StageSpec:
+    """A spec that travelled by value, in the process it reached: its code named after
+    the file or cell it came from."""
+    restore(origin)
+    return StageSpec(**fields)
 
 
 def stage(

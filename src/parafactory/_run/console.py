@@ -11,15 +11,12 @@ log file keeps them in full.
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from pathlib import Path
 
 from .._core.capture import TagFormatter
+from .._core.tracebacks import from_user_code
 
 _FORMAT = "[%(levelname)s] %(message)s"
-_PACKAGE = str(Path(__file__).resolve().parents[1])  # parafactory's own source files
-_FRAME = re.compile(r'  File "(?P<path>[^"]*)", line \d+')
 FILE_ONLY = "parafactory_file_only"  # a record attribute: not for the console
 
 
@@ -59,31 +56,6 @@ class ConsoleFormatter(TagFormatter):
         shown = logging.makeLogRecord(record.__dict__)
         shown.exc_info, shown.exc_text = None, from_user_code(text)
         return super().format(shown)
-
-
-def from_user_code(traceback: str) -> str:
-    """``traceback`` without the frames of parafactory's runner that lead to the user's
-    code (those after it stay: they say what the user's code called)."""
-    lines = traceback.splitlines()
-    frames = [i for i, line in enumerate(lines) if _FRAME.match(line)]
-    first_user = next((i for i in frames if not _ours(lines[i])), None)
-    if first_user is None:
-        return traceback  # nothing but parafactory: all of it is the story
-    ours = {i for i in frames if i < first_user and _ours(lines[i])}
-    kept, skipping = [], False
-    for i, line in enumerate(lines):
-        if i in frames:
-            skipping = i in ours
-        elif not line.startswith("    "):
-            skipping = False
-        if not skipping:
-            kept.append(line)
-    return "\n".join(kept)
-
-
-def _ours(frame_line: str) -> bool:
-    match = _FRAME.match(frame_line)
-    return match is not None and match["path"].startswith(_PACKAGE)
 
 
 def show_on_console(level: int) -> logging.Handler | None:

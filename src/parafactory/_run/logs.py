@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._core.capture import TagFormatter, current_record, tagged
-from .._core.chains import RemoteTraceback
 from .._core.events import Events, RecordFailed, Retried, RunFinished, WorkerLost
+from .._core.tracebacks import RemoteTraceback
 from .._errors import StageFailedError
 from .console import FILE_ONLY, show_on_console
 from .stage_tally import StageTally
