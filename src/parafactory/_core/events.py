@@ -14,10 +14,10 @@ from typing import Any
 
 from .._model.records import Record
 
-_event = dataclasses.dataclass(slots=True)  # made by the thousand: cheap to build, not frozen
+# Events are dataclasses with slots: made by the thousand, cheap to build (not frozen).
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RunStarted:
     """The run begins: how many records, steps and workers."""
 
@@ -27,7 +27,7 @@ class RunStarted:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class ChainsQueued:
     """Records' chains were sent to a worker, in one task (``alone``: a retry by itself)."""
 
@@ -36,7 +36,7 @@ class ChainsQueued:
     alone: bool = False
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class ChainRan:
     """A record's chain ran on ``worker`` ("host:pid"; "parent" for an aggregate): one
     ``(stage, started, ended, cached)`` per stage (``time.time()``; ``cached``: its
@@ -50,7 +50,7 @@ class ChainRan:
     recomputed: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class LoadedFromCache:
     """Every stage of a record's chain was cached: nothing was sent to a worker."""
 
@@ -59,7 +59,7 @@ class LoadedFromCache:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RecordFailed:
     """A stage failed on a record (``error`` names them)."""
 
@@ -69,7 +69,7 @@ class RecordFailed:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class Retried:
     """A record's chain is sent again, alone, after its worker died (``why``: how)."""
 
@@ -78,7 +78,7 @@ class Retried:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class WorkerLost:
     """A worker died; ``records``: the names of those it ran (or was about to)."""
 
@@ -87,7 +87,7 @@ class WorkerLost:
     time: float
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RecordFinished:
     """Every step of a record settled (``failed``: one of them failed; ``cached``: it
     succeeded, every stage loaded from the cache)."""
@@ -98,7 +98,7 @@ class RecordFinished:
     cached: bool = False
 
 
-@_event
+@dataclasses.dataclass(slots=True)
 class RunFinished:
     """The run ended: ``summary`` says how; ``interrupted`` by Ctrl-C or a signal."""
 
