@@ -29,14 +29,13 @@ from .._bounded import bounded
 from .._errors import UnpicklableOutputError
 from .._model.cache import Artifact, Cache, Provenance
 from .._model.records import ManagerView, OutputOf, Record
-from .._model.stages import execute, said, stored_artifact
+from .._model.stages import execute, say, stored_artifact
 from .capture import tagged
 from .interrupts import stops_the_run
 from .plan import Call
 from .travel import dumps, loads, travelling_exception, why_unpicklable
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # re-read in each worker: see worker_name
-logger = logging.getLogger("parafactory")
 
 
 class ChainTask(NamedTuple):
@@ -192,7 +191,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
                     call.spec.name, travelling_exception(error), bounded(traceback.format_exc())
                 )
                 break
-            logger.debug("%s", said(call.spec, record, outcome))
+            say(logging.DEBUG, call.spec, record, outcome)
             timings.append((call.spec.name, started, time.time(), outcome.cached))
             if outcome.why is not None:
                 recomputed[call.spec.name] = outcome.why

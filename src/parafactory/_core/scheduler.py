@@ -27,7 +27,7 @@ from .._bounded import bounded
 from .._errors import StageFailedError, StageTimeoutError, WorkerDiedError
 from .._model.cache import Hit
 from .._model.records import OutputOf, Record, copy_state
-from .._model.stages import arguments_digest, execute, lookup, said, take_outputs
+from .._model.stages import arguments_digest, execute, lookup, say, take_outputs
 from .._model.time_limits import effective_limit
 from .._run.summary import summary
 from .capture import tagged
@@ -51,7 +51,6 @@ from .tracebacks import RemoteTraceback
 
 ErrorPolicy = Literal["raise", "continue"]
 _POLL_SECONDS = 0.25
-logger = logging.getLogger("parafactory")
 _BROKEN_POOL_SECONDS = 10.0
 
 
@@ -247,7 +246,7 @@ class Scheduler:
                     raise
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
-                logger.debug("%s", said(call.spec, step.record, outcome))
+                say(logging.DEBUG, call.spec, step.record, outcome)
                 timings = [(call.spec.name, started, time.time(), outcome.cached)]
                 self._note_computed(step.record, timings)
                 why = {call.spec.name: outcome.why} if outcome.why is not None else {}
@@ -308,7 +307,7 @@ class Scheduler:
 
     def _note_computed(self, record: Record, timings: list[tuple[str, float, float, bool]]) -> None:
         """Remember a record that ran a stage, rather than load it from the cache."""
-        if not all(cached for *_, cached in timings):
+        if not all(timing[3] for timing in timings):
             self._computed.add(id(record))
 
     def _done(self, step: Step) -> None:

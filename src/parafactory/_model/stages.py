@@ -201,6 +201,7 @@ class Outcome(NamedTuple):
 
 
 LOADED, COMPUTED, RECOMPUTED = "loaded from cache", "computed", "recomputed because"
+_LOADED, _COMPUTED = Outcome(cached=True), Outcome(cached=False)  # made once: the usual cases
 
 
 def execute(
@@ -229,7 +230,7 @@ def execute(
     found = lookup(spec, record, upstream, arguments, cache) if spec.cachers else None
     if found is not None and isinstance(found, Hit):
         take_outputs(spec, record, found)
-        return Outcome(cached=True)
+        return _LOADED
     provenance: Provenance = (upstream, spec.name, spec.fingerprint, arguments)
     why = None
     if found is not None:
@@ -245,13 +246,17 @@ def execute(
     record.output = _output_reference(spec, result)
     record.stages.append(spec.name)
     record._provenance = provenance
-    return Outcome(cached=False, why=why)
+    return _COMPUTED if why is None else Outcome(cached=False, why=why)
 
 
-def said(spec: StageSpec, record: Record, outcome: Outcome) -> str:
-    """One line on a stage call: ``stage 'train' on record 'r1' (hash): computed``."""
-    kind = "aggregate" if spec.is_aggregate else "stage"
-    return f"{kind} {spec.name!r} on record {record.name!r} ({record.hash}): {outcome}"
+def say(level: int, spec: StageSpec, record: Record, outcome: Outcome) -> None:
+    """Log how a stage call went, in one line: ``stage 'fit' on record 'r1' (hash):
+    computed`` (eager calls say it at INFO; runs, at DEBUG, and a line per stage at INFO)."""
+    if logger.isEnabledFor(level):
+        kind = "aggregate" if spec.is_aggregate else "stage"
+        logger.log(
+            level, "%s %r on record %r (%s): %s", kind, spec.name, record.name, record.hash, outcome
+        )
 
 
 def _aggregate_over(record: Record, group: list[Record]) -> None:
@@ -417,7 +422,7 @@ def _call(
         records = [other for other in manager.records if other is not record]
     with manager.stage_logs(record.name):
         outcome = execute(spec, record, records, args, kwargs, manager.cache)
-    logger.info("%s", said(spec, record, outcome))
+    say(logging.INFO, spec, record, outcome)
     return record
 
 

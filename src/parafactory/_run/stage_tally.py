@@ -28,11 +28,16 @@ class StageTally:
     def _add(self, stage: str, outcome: str, record: Record) -> None:
         self._outcomes.setdefault(stage, {})[id(record)] = (outcome, record.name)
 
-    def _chain_ran(self, event: ChainRan) -> None:
+    def _chain_ran(self, event: ChainRan) -> None:  # for every record: kept short
+        key, name, recomputed = id(event.record), event.record.name, event.recomputed
         for stage, _, _, cached in event.timings:
-            why = event.recomputed.get(stage)
-            outcome = LOADED if cached else COMPUTED if why is None else f"{RECOMPUTED} {why}"
-            self._add(stage, outcome, event.record)
+            done = self._outcomes.get(stage)
+            if done is None:
+                done = self._outcomes[stage] = {}
+            if cached or stage not in recomputed:
+                done[key] = (LOADED if cached else COMPUTED, name)
+            else:
+                done[key] = (f"{RECOMPUTED} {recomputed[stage]}", name)
 
     def _loaded(self, event: LoadedFromCache) -> None:
         for stage in event.stages:
