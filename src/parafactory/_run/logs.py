@@ -4,11 +4,11 @@ logger (``parafactory``); nothing is attached to the root logger.
 A manager's :class:`RunLog` writes its file; one console handler per process shows
 records on stderr (without breaking a progress bar: see :mod:`.console`) unless the user
 set up logging of their own (then their handlers show parafactory's records, which
-propagate to the root logger as any library's do). What
-stages log in workers arrives through :meth:`RunLog.deliver`: it goes to the logger it
-was made on, as if made here (so the user's handlers see it), and to parafactory's
-handlers. What stages log in this process (``n_jobs=1``, aggregates, or called eagerly)
-reaches parafactory's handlers while they run (:meth:`RunLog.capturing`).
+propagate to the root logger as any library's do). What stages log in workers arrives
+through :meth:`RunLog.deliver`: it goes to the logger it was made on, as if made here
+(so the user's handlers see it), and to parafactory's handlers. What stages log in this
+process (``n_jobs=1``, aggregates, or called eagerly) reaches parafactory's handlers
+while they run (:meth:`RunLog.capturing`).
 
 :class:`RunLogSubscriber` writes the run's events that deserve a line: each failure (its
 message once, with its traceback), retries, lost workers, and at the end what each stage
@@ -151,16 +151,14 @@ def failure_text(error: BaseException) -> tuple[str, str | None]:
     """A failed record's log line, and the traceback that follows it (``None``: the error
     parafactory made about the record says everything). The message is said once: at the
     end of the traceback, as Python does, or in the line when there is none."""
-    stage_raised = type(error) is StageFailedError and error.__cause__ is not None
-    shown = error.__cause__ if stage_raised else error  # the stage's own exception
-    assert shown is not None
+    shown = error  # the stage's own exception, or parafactory's about the record
+    if type(error) is StageFailedError and error.__cause__ is not None:
+        shown = error.__cause__
     if isinstance(shown.__cause__, RemoteTraceback):  # raised in a worker: its traceback
-        text: str | None = shown.__cause__.text
-    elif stage_raised:
+        text = shown.__cause__.text
+    elif shown is not error:
         text = "".join(traceback.format_exception(shown))
     else:
-        text = None
-    if text is None:
         return str(error), None
     name, stage = getattr(error, "record_name", "?"), getattr(error, "stage_name", "?")
     return f"stage {stage!r} failed on record {name!r}:", text.rstrip("\n")
