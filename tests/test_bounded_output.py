@@ -128,7 +128,8 @@ def test_the_console_and_the_log_file_get_cut_text(tmp_path, backend, size):
     console = completed.stderr
     assert len(console) < 1_000_000, len(console)
     assert len(CUT_NOTE.findall(console)) >= 2, console[:2000]
-    assert "failed on record 'raiser': ValueError: " + HEAD in console
+    assert "[ERROR] stage 'shout' failed on record 'raiser':\nTraceback" in console
+    assert "\nValueError: " + HEAD in console  # the message, once, ends its traceback
     assert "[talker] " + HEAD in console
     assert "[quiet] a short line from quiet" in console
 

@@ -21,9 +21,11 @@ def test_raise_stops_dispatching_and_names_record_stage_and_cause(manager, backe
     cause = error.__cause__
     assert type(cause) is w.WorkloadError
     assert str(cause) == "boom on purpose in r00"
-    # The worker's traceback travels as the original exception's own cause.
+    # The worker's traceback travels as the original exception's own cause: whole in its
+    # text; shown, it stops before the exception's line (printed next, as its effect).
     assert "fail_or_sleep" in str(cause.__cause__)
-    assert "boom on purpose in r00" in str(cause.__cause__)
+    assert "boom on purpose in r00" in cause.__cause__.text
+    assert "boom on purpose in r00" not in str(cause.__cause__)
 
     records = manager.records
     assert len(records) == 30
@@ -91,10 +93,10 @@ def test_continue_marks_the_record_skips_its_dependants_and_summarises(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(message.endswith(eager_warning) for message in warnings), warnings
 
-    summary = "6 of 7 records finished, 1 failed: 'bad'"
+    summary = "6 of 7 records finished, 1 failed:\n  'bad': WorkloadError in stage 'fail_or_sleep'"
     assert summary in warnings
-    # ... and the same line closes the progress display (plain text: stderr is no terminal).
-    assert f"{manager.name}: {summary} [" in capsys.readouterr().err
+    # The progress display closed with the counts (plain text: stderr is no terminal).
+    assert f"{manager.name}: 7/7 records done, 1 failed [" in capsys.readouterr().err
 
 
 def test_failure_in_a_later_stage_keeps_what_earlier_stages_computed(manager, backend):

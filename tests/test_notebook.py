@@ -121,7 +121,20 @@ print({RESULT_MARK!r} + json.dumps({{
     "errors": [str(r.error) for r in late_records if r.error is not None],
 }}))
 """
-    return [setup, run_map, run_experiment, reload_helper, late_path]
+    failing = """def refuse(x):
+    raise ValueError(f"refused {x}")
+
+@stage(outputs=["never"])
+def flaky(record):
+    logging.getLogger("notebook").warning("flaky on %s", record.name)
+    if record.params.x in (1, 4):
+        return refuse(record.params.x)
+    return record.params.x
+
+import logging
+failing_records = manager.map(param_sets, [flaky], n_jobs=2, errors="continue")
+"""
+    return [setup, run_map, run_experiment, reload_helper, late_path, failing]
 
 
 def _expected_scaled(x, factor=3):
@@ -223,3 +236,36 @@ def test_directory_added_to_sys_path_after_pool_started(executed):
     nb, _ = executed
     result = _results(nb.cells[4])
     assert result == {"values": [7, 7], "errors": []}
+
+
+def test_a_failing_stage_of_a_cell_shows_the_cell_and_line_once_apart_from_the_bar(executed):
+    nb, _ = executed
+    cell = nb.cells[5]
+    stderr = "".join(o["text"] for o in cell.outputs if o.get("name") == "stderr")
+    source = cell.source.splitlines()
+
+    def line_of(text):
+        return next(n for n, line in enumerate(source, 1) if text in line)
+
+    for x in (1, 4):
+        # The stage ran in a worker: its traceback names the cell as IPython does, with
+        # the source line, from the user's code on, and the message once.
+        block = (
+            f"[ERROR] stage 'flaky' failed on record 'p{x}':\n"
+            "Traceback (most recent call last):\n"
+            f'  File "Cell In[6]", line {line_of("return refuse(")}, in flaky\n'
+            "    return refuse(record.params.x)\n"
+            "           ^^^^^^^^^^^^^^^^^^^^^^^\n"
+            f'  File "Cell In[6]", line {line_of("raise ValueError")}, in refuse\n'
+            '    raise ValueError(f"refused {x}")\n'
+            f"ValueError: refused {x}\n"
+        )
+        assert block in stderr, stderr
+        assert stderr.count(f"refused {x}") == 1, stderr
+    assert "<dynamic-code>" not in stderr
+    assert "  'p1': ValueError in stage 'flaky'\n  'p4': ValueError in stage 'flaky'" in stderr
+    # Log lines are text outputs of their own; the bar is a widget that holds none.
+    assert stderr.count("[WARNING] [p") == 6, stderr
+    widgets = [o for o in cell.outputs if WIDGET in o.get("data", {})]
+    assert widgets and all("[" not in w["data"]["text/plain"].split("|")[0] for w in widgets)
+    assert not re.search(r"\d+/6 \[", stderr)  # no bar drawn as text

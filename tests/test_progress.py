@@ -38,15 +38,20 @@ def test_plain_closing_line_counts_the_failure(tmp_path):
     assert lines, stderr
     match = STATUS.match(lines[-1])
     assert match, lines
-    assert "5 of 6 records finished" in match["text"]
-    assert "1 failed" in match["text"] and "'r3'" in match["text"]
+    assert match["text"] == "6/6 records done, 1 failed"
+    # The summary follows it as a log line of its own, naming the failed record.
+    after = stderr[stderr.index(lines[-1]) :].splitlines()
+    summary = after[after.index("[WARNING] 5 of 6 records finished, 1 failed:") :]
+    assert summary[:2] == [
+        "[WARNING] 5 of 6 records finished, 1 failed:",
+        "  'r3': ValueError in stage 'act'",
+    ]
 
 
 def test_progress_false_writes_no_status(tmp_path):
     stderr = run_script(SCRIPT, tmp_path, "off").stderr
     assert status_lines(stderr) == []
     assert "records done" not in stderr
-    assert "records finished" not in stderr
     assert "\r" not in stderr
 
 
@@ -122,7 +127,8 @@ def test_tqdm_bar_counts_failures(make_manager, tmp_path, monkeypatch):
     assert "6/6" in output
     assert "failed=1" in output  # counted while the run goes on
     final = output.rsplit("\r", 1)[-1]
-    assert "5 of 6 records finished, 1 failed: 'r2'" in final
+    assert "6/6" in final and "failed=1" in final
+    assert "records finished" not in output  # the summary is a log line, not on the bar
 
 
 @pytest.mark.parametrize("stream_type", [FakeTerminal, FakePipe])

@@ -124,16 +124,39 @@ def mentions(message: str, *words: str) -> bool:
     return all(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", message) for word in words)
 
 
+EAGER_LINE = re.compile(r"\w+ '(\w+)' on record '([^']+)' \(\w+\): recomputed because (.*)")
+RUN_LINE = re.compile(r"stage '(\w+)': (.*)")
+RUN_GROUP = re.compile(r"\d+ recomputed because (.*?) \((.*?)\)(?:, |$)")
+
+
+def explained(message: str) -> dict[tuple[str, str], str]:
+    """``{(stage, record): reason}`` said in a line: an eager call's own line, or a run's
+    line for a stage (``stage 'fit': 2 recomputed because <reason> ('r00', 'r01')``)."""
+    eager = EAGER_LINE.fullmatch(message)
+    if eager:
+        return {(eager[1], eager[2]): eager[3]}
+    run = RUN_LINE.fullmatch(message)
+    assert run, message
+    return {
+        (run[1], name): reason
+        for reason, names in RUN_GROUP.findall(run[2])
+        for name in re.findall(r"'([^']+)'", names)
+    }
+
+
 def assert_explained(caplog, expected: dict[tuple[str, str], str]) -> None:
-    """Exactly the stage runs in ``expected`` were logged at INFO as recomputed, each
-    with its record's name and the reason's text; no other run said it recomputes."""
-    said = recompute_records(caplog)
-    for (stage_name, record_name), reason in expected.items():
-        found = [r for r in said if mentions(r.getMessage(), stage_name, record_name)]
-        assert found, f"no log record says {stage_name!r} on {record_name!r} recomputes"
-        assert reason in found[0].getMessage(), found[0].getMessage()
-        assert found[0].levelno == logging.INFO, found[0].getMessage()
-    assert len(said) == len(expected), [r.getMessage() for r in said]
+    """Exactly the stage runs in ``expected`` were said at INFO to be recomputed, each
+    with the reason's text: once each, in its own line when called eagerly, in its stage's
+    line at the end of a run."""
+    said: dict[tuple[str, str], str] = {}
+    for record in recompute_records(caplog):
+        assert record.levelno == logging.INFO, record.getMessage()
+        lines = explained(record.getMessage())
+        assert not lines.keys() & said.keys(), record.getMessage()  # said once
+        said.update(lines)
+    assert said.keys() == expected.keys(), said
+    for key, reason in expected.items():
+        assert reason in said[key], (key, said[key])
 
 
 # -- hashes, file names, damage ----------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import operator
 import os
 import socket
@@ -29,7 +30,7 @@ from .._errors import UnpicklableOutputError
 from .._model.cache import Artifact, Cache, Provenance
 from .._model.records import ManagerView, OutputOf, Record
 from .._model.reportables import Reportable, travelling
-from .._model.stages import execute, stored_artifact
+from .._model.stages import execute, say, stored_artifact
 from .capture import tagged
 from .interrupts import stops_the_run
 from .plan import Call
@@ -85,6 +86,7 @@ class ChainResult:
     logs: list[Any] = dataclasses.field(default_factory=list)
     logs_sent: tuple[int, int] | None = None  # (pid, count) of records sent live so far
     reportables: dict[str, list[Reportable]] | None = None  # by stage, what stages reported
+    recomputed: dict[str, str] = dataclasses.field(default_factory=dict)  # stage: why
 
     @property
     def seconds(self) -> float:
@@ -174,12 +176,13 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
     before = dict(dict.items(record.state)) if dict.__len__(record.state) else {}
     failure = None
     timings: list[Timing] = []
+    recomputed: dict[str, str] = {}
     with hooks.chain(task) as logs:
         for position, call in enumerate(task.calls):
             hooks.stage_started(task.step_id, position)
             started = time.time()
             try:
-                cached = execute(
+                outcome = execute(
                     call.spec, record, None, call.args, call.kwargs, setup.cache, setup.timeout
                 )
             except BaseException as error:  # a stage's failure is its record's
@@ -190,7 +193,10 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
                     call.spec.name, travelling_exception(error), bounded(traceback.format_exc())
                 )
                 break
-            timings.append((call.spec.name, started, time.time(), cached))
+            say(logging.DEBUG, call.spec, record, outcome)
+            timings.append((call.spec.name, started, time.time(), outcome.cached))
+            if outcome.why is not None:
+                recomputed[call.spec.name] = outcome.why
     state, output = record.state, record._output
     loaded: dict[str, Artifact] = getattr(state, "loaded", {})  # read from disk in this chain
     changed = {  # every value, as a stage may change one in place; on disk, as an artifact
@@ -212,6 +218,7 @@ def run_chain(task: ChainTask, setup: WorkerSetup, hooks: WorkerHooks) -> ChainR
         worker_name(),
         logs,
         reportables=travelling(record._reportables),
+        recomputed=recomputed,
     )
 
 

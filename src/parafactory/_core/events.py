@@ -39,12 +39,14 @@ class ChainsQueued:
 class ChainRan:
     """A record's chain ran on ``worker`` ("host:pid"; "parent" for an aggregate): one
     ``(stage, started, ended, cached)`` per stage (``time.time()``; ``cached``: its
-    outputs loaded from the cache)."""
+    outputs loaded from the cache); ``recomputed``: why each stage that had outputs in
+    the cache ran anyway."""
 
     record: Record
     worker: str
     timings: list[tuple[str, float, float, bool]]
     aggregate: bool = False
+    recomputed: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -86,11 +88,13 @@ class WorkerLost:
 
 @dataclasses.dataclass(slots=True)
 class RecordFinished:
-    """Every step of a record settled (``failed``: one of them failed)."""
+    """Every step of a record settled (``failed``: one of them failed; ``cached``: it
+    succeeded, every stage loaded from the cache)."""
 
     record: Record
     failed: bool
     time: float
+    cached: bool = False
 
 
 @dataclasses.dataclass(slots=True)

@@ -16,6 +16,7 @@ every finished record's state.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -27,8 +28,9 @@ from .._errors import StageFailedError, StageTimeoutError, WorkerDiedError
 from .._model.cache import Hit
 from .._model.records import OutputOf, Record, copy_state
 from .._model.reportables import replace as replace_reportables
-from .._model.stages import arguments_digest, execute, lookup, take_outputs
+from .._model.stages import arguments_digest, execute, lookup, say, take_outputs
 from .._model.time_limits import effective_limit
+from .._run.summary import summary
 from .capture import tagged
 from .chains import ChainResult, ChainTask, StageFailure, WorkerSetup
 from .events import (
@@ -46,17 +48,11 @@ from .events import (
 from .graph import RunGraph, State
 from .interrupts import Terminated, stop_signals_raise, stops_the_run
 from .plan import Step
+from .tracebacks import RemoteTraceback
 
 ErrorPolicy = Literal["raise", "continue"]
 _POLL_SECONDS = 0.25
 _BROKEN_POOL_SECONDS = 10.0
-
-
-class _RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker, shown as its cause."""
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.args[0]}"""'
 
 
 class Scheduler:
@@ -83,6 +79,8 @@ class Scheduler:
         self._in_flight: dict[Future[Any], list[ChainTask]] = {}
         self._alone: Future[Any] | None = None  # a chain retried by itself
         self._references: dict[tuple[tuple[str, ...], bool], OutputOf] = {}
+        self._computed: set[int] = set()  # ids of records that ran a stage (not all cached)
+        self.cached = 0  # records finished with every stage loaded from the cache
 
     def run(self) -> None:
         """Run the plan; raise the first stage failure when ``errors="raise"``."""
@@ -210,7 +208,10 @@ class Scheduler:
             keys = result.output_keys
             record.output = result.output if keys is None else self._output_of(keys)
             record._provenance = result.provenance
-        self.events.publish(ChainRan(record, result.worker, result.timings))
+        self._note_computed(record, result.timings)
+        self.events.publish(
+            ChainRan(record, result.worker, result.timings, False, result.recomputed)
+        )
         if result.failure is None:
             self._done(step)
         else:
@@ -235,7 +236,7 @@ class Scheduler:
             started = time.time()
             try:
                 with tagged(step.record.name):
-                    cached = execute(
+                    outcome = execute(
                         call.spec,
                         step.record,
                         call.group,
@@ -251,8 +252,11 @@ class Scheduler:
                 self.events.publish(ChainRan(step.record, "parent", [timing], aggregate=True))
                 self._fail(step, _stage_error(step.record, StageFailure(call.spec.name, error, "")))
             else:
-                timing = (call.spec.name, started, time.time(), cached)
-                self.events.publish(ChainRan(step.record, "parent", [timing], aggregate=True))
+                say(logging.DEBUG, call.spec, step.record, outcome)
+                timings = [(call.spec.name, started, time.time(), outcome.cached)]
+                self._note_computed(step.record, timings)
+                why = {call.spec.name: outcome.why} if outcome.why is not None else {}
+                self.events.publish(ChainRan(step.record, "parent", timings, True, why))
                 self._done(step)
 
     # -- dead workers ----------------------------------------------------------------------
@@ -307,9 +311,17 @@ class Scheduler:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
+    def _note_computed(self, record: Record, timings: list[tuple[str, float, float, bool]]) -> None:
+        """Remember a record that ran a stage, rather than load it from the cache."""
+        if not all(timing[3] for timing in timings):
+            self._computed.add(id(record))
+
     def _done(self, step: Step) -> None:
         for record in self.graph.done(step.id):
-            self.events.publish(RecordFinished(record, record.error is not None, time.time()))
+            failed = record.error is not None
+            cached = not failed and id(record) not in self._computed and bool(record.stages)
+            self.cached += cached
+            self.events.publish(RecordFinished(record, failed, time.time(), cached))
 
     def _fail(self, step: Step, error: StageFailedError) -> None:
         if step.record.error is None:
@@ -344,20 +356,11 @@ class Scheduler:
             raise self.first_error
 
     def summary(self) -> str:
-        """One line: how many records finished, which failed, how many never ran."""
+        """How the run went, in a line (and a line per failed record)."""
         records = list({id(step.record): step.record for step in self.steps}.values())
         unsettled = {id(s.record) for s in self.steps if self.graph.state(s.id) not in _SETTLED}
-        failed = [record for record in records if record.error is not None]
         finished = sum(1 for r in records if r.error is None and id(r) not in unsettled)
-        line = f"{finished} of {len(records)} records finished"
-        if failed:
-            names = ", ".join(repr(record.name) for record in failed[:5])
-            more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-            line += f", {len(failed)} failed: {names}{more}"
-        not_run = len(records) - finished - len(failed)
-        if not_run:
-            line += f", {not_run} not run"
-        return line
+        return summary(records, finished, self.cached)
 
 
 _SETTLED = (State.OK, State.FAILED, State.SKIPPED)
@@ -372,7 +375,7 @@ def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
         failure.is_record_error or isinstance(original, StageTimeoutError)
     ):
         if failure.traceback:
-            original.__cause__ = _RemoteTraceback(failure.traceback)
+            original.__cause__ = RemoteTraceback(failure.traceback)
         return original
     type_name = getattr(original, "type_name", type(original).__name__)
     message = f"stage {failure.stage_name!r} failed on record {record.name!r}: {type_name}"
@@ -382,7 +385,7 @@ def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
         stage_name=failure.stage_name,
     )
     if failure.traceback:
-        original.__cause__ = _RemoteTraceback(failure.traceback)
+        original.__cause__ = RemoteTraceback(failure.traceback)
     error.__cause__ = original
     return error
 

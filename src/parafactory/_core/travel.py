@@ -19,6 +19,7 @@ import cloudpickle
 
 from .._bounded import TEXT_LIMIT, bounded
 from .._errors import UnpicklableStateError
+from .._model.code_origin import global_names
 from .._model.stages import travels_by_value
 
 _PLAIN = frozenset({int, float, str, bool, bytes, type(None)})  # exact types: always pickle
@@ -130,21 +131,13 @@ def _captured(function: Any) -> Iterator[tuple[str, str, Any]]:
     if code is None:
         return
     namespace = getattr(function, "__globals__", {})
-    for name in sorted(_global_names(code)):
+    for name in sorted(global_names(code)):
         if name in namespace and not isinstance(namespace[name], types.ModuleType):
             yield "global", name, namespace[name]
     for name, cell in zip(code.co_freevars, function.__closure__ or (), strict=False):
         yield "variable", name, cell.cell_contents
     for position, value in enumerate(function.__defaults__ or ()):
         yield "default value", f"#{position}", value
-
-
-def _global_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        if isinstance(constant, types.CodeType):
-            names |= _global_names(constant)
-    return names
 
 
 def _fields_of(params: Any) -> Iterable[tuple[str, Any]]:

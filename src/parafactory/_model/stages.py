@@ -32,6 +32,7 @@ from .cache import (
     provenance_after,
     provenance_digest,
 )
+from .code_origin import CodeOrigin, origin_of, restore
 from .parameters import combined_hash
 from .records import OutputOf, Record, State
 from .reportables import CACHED_REPORTABLES, REPORTABLES, forget, replace
@@ -63,11 +64,19 @@ class StageSpec:
     def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         # The decorated callable is what a module exposes under the function's name, so a
         # spec travels as a reference to it; one defined in __main__ or a notebook travels
-        # by value (cloudpickle).
+        # by value (cloudpickle), with where its code came from, for its tracebacks.
         stage_callable = _importable_callable(self)
-        if stage_callable is None:
-            return super().__reduce_ex__(protocol)
-        return (spec_of, (stage_callable,))
+        if stage_callable is not None:
+            return (spec_of, (stage_callable,))
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return (_arrived, (fields, origin_of(self.function)))
+
+
+def _arrived(fields: dict[str, Any], origin: CodeOrigin) -> StageSpec:
+    """A spec that travelled by value, in the process it reached: its code named after
+    the file or cell it came from."""
+    restore(origin)
+    return StageSpec(**fields)
 
 
 def stage(
@@ -181,6 +190,24 @@ def spec_of(candidate: Any) -> StageSpec | None:
     return spec if isinstance(spec, StageSpec) else None
 
 
+class Outcome(NamedTuple):
+    """How one stage call went: its outputs were ``cached`` (loaded from the cache, not
+    run), or it ran; ``why``: why a stage whose outputs could have been cached ran anyway
+    (``None``: it had nothing cached, or caches nothing)."""
+
+    cached: bool
+    why: str | None = None
+
+    def __str__(self) -> str:
+        if self.cached:
+            return LOADED
+        return COMPUTED if self.why is None else f"{RECOMPUTED} {self.why}"
+
+
+LOADED, COMPUTED, RECOMPUTED = "loaded from cache", "computed", "recomputed because"
+_LOADED, _COMPUTED = Outcome(cached=True), Outcome(cached=False)  # made once: the usual cases
+
+
 def execute(
     spec: StageSpec,
     record: Record,
@@ -189,9 +216,9 @@ def execute(
     kwargs: dict[str, Any],
     cache: Cache | None = None,
     timeout: float | None = None,
-) -> bool:
+) -> Outcome:
     """Run one stage or aggregate on ``record`` now, storing its outputs in ``record.state``;
-    returns whether they came from the cache.
+    returns whether they came from the cache, or why it ran when they could have.
 
     With a ``cache``, a stage whose outputs are cached, by the same code from the same
     upstream state, is not run: its outputs enter the state unloaded, and load when
@@ -206,13 +233,12 @@ def execute(
     arguments = arguments_digest(args, kwargs) if args or kwargs else ""
     found = lookup(spec, record, upstream, arguments, cache) if spec.cachers else None
     if found is not None and isinstance(found, Hit):
-        logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         take_outputs(spec, record, found)
-        return True
+        return _LOADED
     provenance: Provenance = (upstream, spec.name, spec.fingerprint, arguments)
+    why = None
     if found is not None:
-        provenance = _explain_recompute(spec, record, found, provenance)
-    logger.debug("Running %s on %s", spec.name, record.name)
+        provenance, why = _explain_recompute(spec, record, found, provenance)
     forget(record, spec.name)  # what it reports now replaces what it reported before
     result = _invoke(spec, record, group, args, kwargs, cache, timeout)
     values = _output_values(spec, record, result)
@@ -226,7 +252,17 @@ def execute(
     record.output = _output_reference(spec, result)
     record.stages.append(spec.name)
     record._provenance = provenance
-    return False
+    return _COMPUTED if why is None else Outcome(cached=False, why=why)
+
+
+def say(level: int, spec: StageSpec, record: Record, outcome: Outcome) -> None:
+    """Log how a stage call went, in one line: ``stage 'fit' on record 'r1' (hash):
+    computed`` (eager calls say it at INFO; runs, at DEBUG, and a line per stage at INFO)."""
+    if logger.isEnabledFor(level):
+        kind = "aggregate" if spec.is_aggregate else "stage"
+        logger.log(
+            level, "%s %r on record %r (%s): %s", kind, spec.name, record.name, record.hash, outcome
+        )
 
 
 def _aggregate_over(record: Record, group: list[Record]) -> None:
@@ -337,21 +373,25 @@ _NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifacto
 
 def _explain_recompute(
     spec: StageSpec, record: Record, miss: Miss, provenance: Provenance
-) -> Provenance:
-    """Log why a cached stage runs; returns the provenance its outputs will carry.
+) -> tuple[Provenance, str | None]:
+    """Why a cached stage runs (``None``: it had nothing cached), and the provenance its
+    outputs will carry. A damaged entry is also a warning, naming its file.
 
     A forced recompute gets a provenance of its own, so every stage and aggregate that
     reads its outputs recomputes too, in this run or, if it is interrupted, the next.
     """
-    where = f"stage {spec.name!r} on record {record.name!r} ({record.hash})"
     if miss.reason in _OVERWRITES:
-        logger.info("%s recomputes: %s", where, miss.reason)
-        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex)
+        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex), miss.reason
     if miss.damaged:
+        where = f"stage {spec.name!r} on record {record.name!r} ({record.hash})"
         logger.warning("%s recomputes: %s", where, miss.reason)
-    elif miss.reason not in ("new", _NO_PARAMETERS):
-        logger.info("%s recomputes: its cache is stale: %s", where, miss.reason)
-    return provenance
+        return provenance, _DAMAGED
+    if miss.reason in ("new", _NO_PARAMETERS):
+        return provenance, None
+    return provenance, f"its cache is stale: {miss.reason}"
+
+
+_DAMAGED = "its cache entry was damaged"
 
 
 def _entry(spec: StageSpec, record: Record, arguments: str) -> Entry:
@@ -403,7 +443,8 @@ def _call(
     if spec.is_aggregate and records is None:
         records = [other for other in manager.records if other is not record]
     with manager.stage_logs(record.name):
-        execute(spec, record, records, args, kwargs, manager.cache)
+        outcome = execute(spec, record, records, args, kwargs, manager.cache)
+    say(logging.INFO, spec, record, outcome)
     return record
 
 

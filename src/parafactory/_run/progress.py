@@ -1,8 +1,10 @@
-"""The progress display: records done out of total, failures counted.
+"""The progress display: records done out of total, those loaded from the cache and those
+that failed counted.
 
-In a terminal or a notebook it is a ``tqdm.auto`` bar (a widget in
-notebooks). When stderr is a file or a pipe (batch jobs, CI, ``nohup``) it
-is a plain status line at most every few seconds, so logs stay readable.
+In a terminal or a notebook it is a ``tqdm.auto`` bar (a widget in notebooks); log lines
+are written above it (:mod:`.console`). When stderr is a file or a pipe (batch jobs, CI,
+``nohup``) it is a plain status line at most every few seconds, so logs stay readable.
+The run's summary is a log line of its own, after the display closed.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ PLAIN_LINE_SECONDS = 5.0
 
 
 class Progress:
-    """Counts finished and failed records and shows them."""
+    """Counts finished, cached and failed records and shows them."""
 
     def __init__(self, total: int, *, enabled: bool | None, description: str) -> None:
         self.total = total
         self.done = 0
+        self.cached = 0
         self.failed = 0
         self._bar: Any = None
         self._plain: TextIO | None = None
@@ -38,37 +41,39 @@ class Progress:
 
     def follow(self, events: Events) -> None:
         """Advance as records finish, and close when the run does."""
-        events.subscribe(lambda event: self.advance(failed=event.failed), RecordFinished)
-        events.subscribe(self._run_finished, RunFinished)
+        events.subscribe(self._record_finished, RecordFinished)
+        events.subscribe(lambda event: self.close(), RunFinished)
 
-    def _run_finished(self, event: RunFinished) -> None:
-        self.close(event.summary if event.interrupted or self.failed else None)
+    def _record_finished(self, event: RecordFinished) -> None:
+        self.advance(failed=event.failed, cached=event.cached)
 
-    def advance(self, *, failed: bool) -> None:
-        """One more record is finished (``failed``: it ended in an error)."""
+    def advance(self, *, failed: bool, cached: bool = False) -> None:
+        """One more record is finished (``failed``: it ended in an error; ``cached``: every
+        stage of it loaded from the cache)."""
         self.done += 1
         self.failed += failed
+        self.cached += cached
         if self._bar is not None:
-            if failed:
-                self._bar.set_postfix(failed=self.failed, refresh=False)
+            if failed or cached:
+                counts = {"cached": self.cached, "failed": self.failed}
+                self._bar.set_postfix({k: v for k, v in counts.items() if v}, refresh=False)
             self._bar.update(1)
         elif self._plain is not None and time.monotonic() - self._last_line >= PLAIN_LINE_SECONDS:
             self._write_line()
 
-    def close(self, summary: str | None = None) -> None:
-        """Finish the display, with a closing summary when there is one."""
+    def close(self) -> None:
+        """Finish the display."""
         if self._bar is not None:
-            if summary:
-                self._bar.set_postfix_str(summary, refresh=False)
             self._bar.close()
         elif self._plain is not None:
-            self._write_line(summary)
+            self._write_line()
 
-    def _write_line(self, summary: str | None = None) -> None:
+    def _write_line(self) -> None:
         assert self._plain is not None
         self._last_line = time.monotonic()
         elapsed = self._last_line - self._started
-        line = summary or f"{self.done}/{self.total} records done, {self.failed} failed"
+        cached = f", {self.cached} loaded from cache" if self.cached else ""
+        line = f"{self.done}/{self.total} records done{cached}, {self.failed} failed"
         self._plain.write(f"{self._description}: {line} [{elapsed:.0f}s]\n")
         self._plain.flush()
 

@@ -4,11 +4,9 @@ A :class:`RunObserver` follows each run's events (what ran where and when, cache
 failures, retries, lost workers) and keeps the plan; :class:`RunReport` turns it, the
 records and their reportables into a self-contained page (facts, parameter sets, worker
 timeline, stage graph, reportables); ``notebook`` shows the same parts inline in Jupyter.
-The console's one-line ``summary`` lives here too.
 """
 
 from .observer import RunObserver
 from .page import RunReport
-from .summary import summary
 
-__all__ = ["RunObserver", "RunReport", "summary"]
+__all__ = ["RunObserver", "RunReport"]
