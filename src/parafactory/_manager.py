@@ -18,7 +18,7 @@ from typing import Any
 from ._backends import Backend, open_backend
 from ._backends.base import RunSettings
 from ._core.chains import WorkerSetup
-from ._core.events import Events
+from ._core.events import Events, RunFinished
 from ._core.plan import Plan, Planner
 from ._core.scheduler import ErrorPolicy, Scheduler
 from ._errors import PlanError, UnpicklableStateError
@@ -41,7 +41,8 @@ class ArtifactManager:
     Files go under ``root`` (the working directory unless told otherwise): the
     cache in ``data/cache``, run numbers in ``data/runs``, logs in ``logs`` and
     reports in ``reports``; each can be set on its own. ``dry=True`` writes
-    nothing at all.
+    nothing at all. ``notes`` (free text: what this run is for) are kept in the run's
+    description and its report.
 
     >>> manager = ArtifactManager("notebook_example_0")
     >>> manager.run_number, manager.log_path
@@ -62,9 +63,11 @@ class ArtifactManager:
         overwrite_stages: Iterable[str] = (),
         log_level: int = logging.INFO,
         console_log: bool = True,
+        notes: str | None = None,
     ) -> None:
         _check_name(name)
         self.name = name
+        self.notes = notes
         self.dry = dry
         self.overwrite = overwrite
         self.overwrite_stages = list(overwrite_stages)
@@ -72,6 +75,7 @@ class ArtifactManager:
         self.cache_dir = Path(root, cache_dir or "data/cache")
         self.reports_dir = Path(root, reports_dir or "reports")
         self.records: list[Record] = []
+        self.run_summary: str | None = None  # how the last run() ended, in one line
         self._registered: set[str] = set()  # parameter hashes already in the registry
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
@@ -192,8 +196,12 @@ class ArtifactManager:
         events = Events()
         Progress(total, enabled=progress, description=self.name).follow(events)
         RunLogSubscriber(errors).follow(events)
+        events.subscribe(self._run_finished, RunFinished)
         self._schedule(plan, pool, errors, events, timeout)
         return plan.records
+
+    def _run_finished(self, event: RunFinished) -> None:
+        self.run_summary = event.summary
 
     def _schedule(
         self,
@@ -267,6 +275,7 @@ class ArtifactManager:
             "hostname": platform.node(),
             "python": sys.version.split()[0],
             "command": " ".join(sys.argv),
+            **({"notes": self.notes} if self.notes else {}),
         }
 
     def write_report(self) -> Path | None:

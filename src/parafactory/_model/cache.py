@@ -41,7 +41,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from .._digests import md5_hex
 from .._errors import CacheEntryDamagedError
@@ -287,11 +287,30 @@ class Hit(NamedTuple):
     provenance: str
 
 
+MissKind: TypeAlias = Literal[
+    "new",
+    "code changed",
+    "upstream changed",
+    "arguments changed",
+    "damaged",
+    "overwrite",
+    "no parameters",
+]
+"""Why a stage computes, in a word: nothing cached yet, stale (its code, an upstream stage or
+its arguments changed), a file damaged after it was written, an overwrite asked for, or a
+record without parameters (never loaded, as in curifactory)."""
+
+
 class Miss(NamedTuple):
-    """No valid entry, and why (``damaged``: a file changed after it was written)."""
+    """No valid entry: why, in a sentence (``reason``) and in a word (``kind``)."""
 
     reason: str
-    damaged: bool = False
+    kind: MissKind = "new"
+
+    @property
+    def damaged(self) -> bool:
+        """A file of the entry changed after it was written."""
+        return self.kind == "damaged"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,20 +336,22 @@ class Cache:
         except FileNotFoundError:
             return self._adopt(entry, upstream)
         except (OSError, ValueError, KeyError, TypeError) as error:
-            return Miss(f"its metadata file {meta_path} is damaged ({error})", damaged=True)
+            return Miss(f"its metadata file {meta_path} is damaged ({error})", "damaged")
         stale = _staleness(entry, stored, upstream)
         if stale is not None:
-            return Miss(stale)
+            return stale
         found = {}
         for output, cacher in zip(entry.outputs, entry.cachers, strict=True):
             path = self._path(entry, output, cacher)
             try:
                 stamp = Stamp(*files[output])
             except (KeyError, TypeError):
-                return Miss(f"its metadata file {meta_path} does not list output {output!r}")
+                return Miss(
+                    f"its metadata file {meta_path} does not list output {output!r}", "damaged"
+                )
             problem = stamp.problem_with(path) or cacher.problem_with(path)
             if problem is not None:
-                return Miss(f"its file {path} is damaged ({problem})", damaged=True)
+                return Miss(f"its file {path} is damaged ({problem})", "damaged")
             found[output] = Artifact(
                 path, cacher, output in entry.lazy, entry.stage, stamp, meta_path
             )
@@ -480,14 +501,14 @@ def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     }
 
 
-def _staleness(entry: Entry, stored: dict[str, Any], upstream: str) -> str | None:
+def _staleness(entry: Entry, stored: dict[str, Any], upstream: str) -> Miss | None:
     """Why stored metadata does not fit this call, or ``None`` when it does."""
     if entry.code is not None and stored.get("code") != entry.code:
-        return "its code changed"
+        return Miss("its code changed", "code changed")
     if stored.get("upstream") != upstream:
-        return "an upstream stage changed"
+        return Miss("an upstream stage changed", "upstream changed")
     if stored.get("arguments", "") != entry.arguments:
-        return "it was called with other arguments"
+        return Miss("it was called with other arguments", "arguments changed")
     return None
 
 
