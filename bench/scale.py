@@ -32,7 +32,7 @@ _PROBE_SECONDS = 300
 
 
 def planning(size: int, reps: int) -> dict[str, Any]:
-    """Time ``manager._plan`` of ``size`` records × 2 stages on a dry manager."""
+    """Time ``manager.plan`` of ``size`` records × 2 stages on a dry manager."""
     seconds = [_plan_once(size) for _ in range(reps)]
     median = statistics.median(seconds)
     return {
@@ -50,7 +50,7 @@ def _plan_once(size: int) -> float:
     manager = ArtifactManager("bench_plan", dry=True)
     gc.collect()
     start = time.perf_counter()
-    steps = manager._plan(experiment_chains, param_sets).steps
+    steps = manager.plan(experiment_chains, param_sets).steps
     seconds = time.perf_counter() - start
     if len(steps) != size:
         raise RuntimeError(f"planning {size} records made {len(steps)} steps, not {size}")

@@ -16,7 +16,9 @@
     │                             travel back from its worker
     ├── UnpicklableStateError     a value cannot travel to or from a worker
     ├── CacheEntryDamagedError    a cache file no longer holds what was written to it
-    └── BackendUnavailableError   an optional backend's dependency is missing
+    ├── BackendUnavailableError   an optional backend's dependency is missing
+    └── CommandLineError          the command line names an experiment, parameter file,
+                                  field or value that does not exist or does not fit
 
 Ctrl-C during a run re-raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise
 ``SystemExit(128 + signal)``, after the workers are stopped and finished
@@ -134,3 +136,9 @@ class CacheEntryDamagedError(ParafactoryError):
 
 class BackendUnavailableError(ParafactoryError, ImportError):
     """A backend was asked for whose optional dependency is not installed."""
+
+
+class CommandLineError(ParafactoryError, ValueError):
+    """``parafactory run``/``plan`` names an experiment, a parameter file, a parameter set,
+    a field or a value that does not exist or does not fit (exit status 2, before
+    anything runs)."""

@@ -93,8 +93,11 @@ class ArtifactManager:
         ``overwrite=True`` recomputes every cached stage; ``overwrite_stages`` names the
         stages to recompute. Either way, what reads their outputs recomputes too.
         """
-        if self.dry:
-            return None
+        return None if self.dry else self.cache_settings()
+
+    def cache_settings(self) -> Cache:
+        """The cache directory with this manager's overwrite settings, even when dry (a dry
+        run neither reads nor writes it; ``parafactory plan`` reads it)."""
         stages = frozenset(self.overwrite_stages)
         return Cache(
             self.cache_dir, prefix=self.name, overwrite=self.overwrite, overwrite_stages=stages
@@ -189,7 +192,7 @@ class ArtifactManager:
         _check_run_arguments(experiment, errors)
         timeout = check_timeout("run()", timeout)
         pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
-        plan = self._plan(experiment, param_sets)
+        plan = self.plan(experiment, param_sets)
         self._check_travel(plan, pool)
         self._register_params(plan.records)
         total = len({id(step.record) for step in plan.steps})
@@ -234,15 +237,18 @@ class ArtifactManager:
             )
             scheduler.run()
 
-    def _plan(self, experiment: Experiment, param_sets: Any) -> Plan:
-        """Call the experiment in planning mode; return the records it made and its steps.
+    def plan(self, experiment: Experiment, param_sets: Any) -> Plan:
+        """Call the experiment in planning mode, as :meth:`run` does, and run nothing:
+        returns the records it made (also added to :attr:`records`), the steps it would
+        run and the stages it calls (``parafactory plan`` shows what each would load or
+        compute).
 
         A plan with mistakes (:class:`PlanError`) is refused before anything runs, and,
         like an experiment that raised, leaves no records behind.
         """
         first_new = len(self.records)
         planner = Planner()
-        with _garbage_collection_paused():
+        with garbage_collection_paused():
             try:
                 with planning(planner):
                     experiment(param_sets, self)
@@ -317,7 +323,7 @@ class ArtifactManager:
 
 
 @contextlib.contextmanager
-def _garbage_collection_paused() -> Iterator[None]:
+def garbage_collection_paused() -> Iterator[None]:
     """Planning allocates objects that live through the run: scanning them as young
     objects would be wasted, so collection pauses and they join the oldest generation."""
     collecting = gc.isenabled()

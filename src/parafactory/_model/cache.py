@@ -448,6 +448,10 @@ class Cache:
             meta_path,
         )
 
+    def may_hold(self, record_hash: str) -> bool:
+        """Whether entries of ``record_hash`` may be here (``False``: they are new)."""
+        return True
+
     def forces(self, stage: str) -> bool:
         """Whether this cache recomputes ``stage`` whatever it holds."""
         return self.overwrite or stage in self.overwrite_stages
@@ -486,6 +490,34 @@ class Cache:
 
     def _meta_path(self, entry: Entry) -> Path:
         return self.directory / f"{self.prefix}_{entry.record_hash}_{entry.stage}.meta.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ListedCache(Cache):
+    """A cache whose directory was listed once, for many lookups in a row (a preview of a
+    large sweep): entries of a record hash that no file name holds are new without a look
+    at the disk; others are looked up as usual. Outputs a cacher keeps outside the
+    directory (a ``path`` override) are not seen, so such entries of curifactory's, which
+    have no metadata of ours, show as new."""
+
+    hashes: frozenset[str] = frozenset()  # the record hashes the directory's file names hold
+
+    @classmethod
+    def of(cls, cache: Cache) -> ListedCache:
+        """``cache`` with its directory listed now."""
+        try:
+            names = os.listdir(cache.directory)
+        except FileNotFoundError:
+            names = []
+        start = len(cache.prefix) + 1
+        hashes = frozenset(
+            name[start:].partition("_")[0] for name in names if name.startswith(f"{cache.prefix}_")
+        )
+        fields = {field.name: getattr(cache, field.name) for field in dataclasses.fields(cache)}
+        return cls(**{**fields, "hashes": hashes})
+
+    def may_hold(self, record_hash: str) -> bool:
+        return record_hash in self.hashes
 
 
 def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str) -> dict[str, Any]:

@@ -323,6 +323,8 @@ def lookup(
         return Miss(forced, "overwrite")
     if record.params is not None and record.params.overwrite:
         return Miss(_OVERWRITE_PARAMS, "overwrite")
+    if not cache.may_hold(record.hash):
+        return _NEW
     found = cache.lookup(_entry(spec, record, arguments), provenance_digest(upstream))
     if isinstance(found, Hit) and record.params is None and record._inputs_overwrite:
         # curifactory's rule, where provenance saw no change
@@ -354,6 +356,7 @@ _OVERWRITE_ALL = "the manager overwrites every stage"
 _OVERWRITE_STAGE = "the manager overwrites this stage"
 _OVERWRITE_PARAMS = "its parameters set overwrite=True"
 _OVERWRITE_INPUTS = "a record it aggregates sets overwrite=True"
+_NEW = Miss("new")
 _NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifactory; said once
 
 
