@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     experiment, param_sets = _sweep(args)
     manager = ArtifactManager(
         args.name or _short_name(experiment),
-        root=args.root,
+        root=Path(args.root).absolute(),  # the same place for workers on other machines
         dry=args.dry,
         overwrite=args.overwrite,
         overwrite_stages=args.overwrite_stages,
@@ -57,7 +57,7 @@ def plan(args: argparse.Namespace) -> int:
     experiment, param_sets = _sweep(args)
     manager = ArtifactManager(
         args.name or _short_name(experiment),
-        root=args.root,
+        root=Path(args.root).absolute(),  # the same place for workers on other machines
         dry=True,  # no run number taken, no log file
         overwrite=args.overwrite,
         overwrite_stages=args.overwrite_stages,
