@@ -19,7 +19,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from .._errors import BackendUnavailableError, StageFailedError
-from .._manager import ArtifactManager
+from .._manager import ArtifactManager, garbage_collection_paused
 from .._model.cache import ListedCache
 from .._model.parameters import ExperimentParameters
 from .._run.cpus import resolve_n_jobs
@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
 def plan(args: argparse.Namespace) -> int:
     """Print what a run would load and compute, and why; runs nothing, writes nothing."""
+    with garbage_collection_paused():  # what it makes lives until it prints
+        return _plan(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
     experiment, param_sets = _sweep(args)
     manager = ArtifactManager(
         args.name or _short_name(experiment),

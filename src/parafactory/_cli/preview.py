@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from .._core.plan import Plan
-from .._manager import garbage_collection_paused
 from .._model.cache import Cache, Hit, Miss
 from .._model.records import Record, copy_provenance
 from .._model.stages import foresee
@@ -33,17 +32,16 @@ def foresee_plan(plan: Plan, cache: Cache | None) -> dict[Record, list[Outlook]]
     """Each record of ``plan`` (hidden ones too, in the order they were made) with what
     each of its stage calls would do."""
     outlooks: dict[Record, list[Outlook]] = {}
-    with garbage_collection_paused():  # a large plan's objects all live to the end
-        for step in plan.steps:
-            record = step.record
-            calls = outlooks.get(record)
-            if calls is None:
-                calls = outlooks[record] = []
-            if step.copy_of is not None:
-                copy_provenance(step.copy_of, record)
-            for call in step.calls:
-                found = foresee(call.spec, record, call.group, call.args, call.kwargs, cache)
-                calls.append(Outlook(call.spec.name, _verdict(found)))
+    for step in plan.steps:
+        record = step.record
+        calls = outlooks.get(record)
+        if calls is None:
+            calls = outlooks[record] = []
+        if step.copy_of is not None:
+            copy_provenance(step.copy_of, record)
+        for call in step.calls:
+            found = foresee(call.spec, record, call.group, call.args, call.kwargs, cache)
+            calls.append(Outlook(call.spec.name, _verdict(found)))
     return outlooks
 
 

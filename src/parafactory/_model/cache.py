@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -265,7 +266,14 @@ def provenance_digest(provenance: Provenance) -> str:
     """The digest a provenance stands for (a link is digested, its upstream first)."""
     if isinstance(provenance, str):
         return provenance
-    return provenance_after(*provenance)
+    return _link_digest(*provenance)
+
+
+@functools.lru_cache(maxsize=4096)
+def _link_digest(upstream: Provenance, stage: str, code: str | None, arguments: str) -> str:
+    """A link's digest, remembered: the records of a sweep share a few distinct links
+    (equal code from an equal start), so an aggregate over many digests each once."""
+    return provenance_after(upstream, stage, code, arguments)
 
 
 class Entry(NamedTuple):

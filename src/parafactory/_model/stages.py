@@ -195,7 +195,7 @@ def execute(
     """
     group = list(records) if records is not None else []
     upstream, arguments, found = _consult_cache(spec, record, group, args, kwargs, cache)
-    if found is not None and isinstance(found, Hit):
+    if isinstance(found, Hit):
         logger.debug("Stage %s on %s: outputs cached, not run", spec.name, record.name)
         take_outputs(spec, record, found)
         return True
@@ -230,8 +230,7 @@ def foresee(
     stage would compute, or ``None`` for a stage that is not cached. The record is left
     with the provenance (and, for an aggregate, the hash) the call would give it, so the
     calls after it are foreseen as they would run."""
-    group = list(records) if records is not None else []
-    upstream, arguments, found = _consult_cache(spec, record, group, args, kwargs, cache)
+    upstream, arguments, found = _consult_cache(spec, record, records, args, kwargs, cache)
     if isinstance(found, Hit):
         record._provenance = found.provenance
     else:
@@ -242,14 +241,16 @@ def foresee(
 def _consult_cache(
     spec: StageSpec,
     record: Record,
-    group: list[Record],
+    group: Sequence[Record] | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     cache: Cache | None,
 ) -> tuple[Provenance, str, Hit | Miss | None]:
-    """Before a call: make an aggregate's record one over its group, then look the call
-    up; returns the provenance it starts from, its arguments' digest, and what was found."""
+    """Before a call: make an aggregate's record one over its group (``records``), then
+    look the call up; returns the provenance it starts from, its arguments' digest, and
+    what was found."""
     if spec.is_aggregate:
+        group = list(group) if group is not None else []
         _aggregate_over(record, group)
         upstream = upstream_of(spec, record, group)
     else:
