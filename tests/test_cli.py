@@ -337,23 +337,37 @@ def test_without_jobs_a_slurm_task_of_one_cpu_runs_in_this_process(project):
     assert ran_in == {str(process.pid)}
 
 
-def test_a_dask_scheduler_by_address(project, monkeypatch):
-    """The command connects to a running scheduler (its workers here are threads of this
-    process, which can import the project's modules)."""
-    distributed = pytest.importorskip("distributed")
-    monkeypatch.syspath_prepend(str(project))
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp://",
-        dashboard_address=":0",
-    ) as cluster:
+CLUSTER = """
+import sys, time
+sys.path.insert(0, ".")
+from distributed import LocalCluster
+cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
+                       dashboard_address=":0")
+print(cluster.scheduler_address, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_dask_scheduler_by_address(project):
+    """The command connects to a running scheduler, whose workers (threads of another
+    process started in the project) import the project's modules."""
+    pytest.importorskip("distributed")
+    cluster = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=environment(),
+    )
+    try:
+        address = cluster.stdout.readline().strip()
         completed = parafactory_command(
-            project, "run", "sweep", "-p", "basic", "--scheduler", cluster.scheduler_address
+            project, "run", "sweep", "-p", "basic", "--scheduler", address
         )
-    for name in [name for name in sys.modules if name.split(".")[0] in ("stages", "params")]:
-        monkeypatch.delitem(sys.modules, name)
+    finally:
+        cluster.kill()
+        cluster.wait(10)
     assert completed.returncode == 0, completed.stderr
     assert finals(project) == {"a": 1.0, "b": 2.0, "c": 3.0}
 
