@@ -100,6 +100,8 @@ def run_scale(
     figures: dict[str, Any] = {
         "planning": [scale.planning(size, config.reps) for size in config.planning_sizes]
     }
+    _say("scale: parafactory plan")
+    figures["plan_command"] = scale.plan_command(config.planning_sizes[-1], config.reps)
     _say("scale: run cost against the number of records")
     growth = figures["growth"] = scale.run_growth(config.growth_sizes, workers, config.reps)
     errors = [

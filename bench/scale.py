@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,7 @@ _PROBE_SECONDS = 300
 
 
 def planning(size: int, reps: int) -> dict[str, Any]:
-    """Time ``manager._plan`` of ``size`` records × 2 stages on a dry manager."""
+    """Time ``manager.plan`` of ``size`` records × 2 stages on a dry manager."""
     seconds = [_plan_once(size) for _ in range(reps)]
     median = statistics.median(seconds)
     return {
@@ -45,13 +46,35 @@ def planning(size: int, reps: int) -> dict[str, Any]:
     }
 
 
+def plan_command(size: int, reps: int) -> dict[str, Any]:
+    """Time ``python -m parafactory plan`` of ``size`` records × 2 cached stages, from the
+    interpreter's start to the totals printed (nothing cached: every call is looked up)."""
+    seconds = [_plan_command_once(size) for _ in range(reps)]
+    return {"records": size, "seconds": seconds, "median_seconds": statistics.median(seconds)}
+
+
+def _plan_command_once(size: int) -> float:
+    with tempfile.TemporaryDirectory() as root:
+        command = [sys.executable, "-m", "parafactory", "plan", "bench.plan_project"]
+        env = {**os.environ, "BENCH_PLAN_RECORDS": str(size), "PYTHONPATH": str(REPO_ROOT / "src")}
+        start = time.perf_counter()
+        completed = subprocess.run(
+            [*command, "--root", root], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, check=True
+        )
+        seconds = time.perf_counter() - start
+    last = completed.stdout.decode().splitlines()[-1]
+    if not last.startswith(f"{size} records, {2 * size} stage calls"):
+        raise RuntimeError(f"parafactory plan of {size} records printed {last!r}")
+    return seconds
+
+
 def _plan_once(size: int) -> float:
     """One planning, with fresh parameter sets (their hashes are computed while planning)."""
     param_sets = [params_of("plan", Task("tiny", i)) for i in range(size)]
     manager = ArtifactManager("bench_plan", dry=True)
     gc.collect()
     start = time.perf_counter()
-    steps = manager._plan(experiment_chains, param_sets).steps
+    steps = manager.plan(experiment_chains, param_sets).steps
     seconds = time.perf_counter() - start
     if len(steps) != size:
         raise RuntimeError(f"planning {size} records made {len(steps)} steps, not {size}")

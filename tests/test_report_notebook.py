@@ -65,7 +65,11 @@ def test_display_all_reportables_carries_each_picture(shown):
 
 def test_display_record_reportables_shows_only_that_record(shown):
     html = shown[2]["text/html"]
-    assert html.count("data:image/png;base64,") == 1 and "p1_square_pic" in html and "p0_square_pic" not in html
+    assert (
+        html.count("data:image/png;base64,") == 1
+        and "p1_square_pic" in html
+        and "p0_square_pic" not in html
+    )
 
 
 def test_display_stage_graph_is_an_svg_of_the_stages(shown):

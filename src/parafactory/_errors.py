@@ -18,7 +18,9 @@
     ├── CacheEntryDamagedError    a cache file no longer holds what was written to it
     ├── BackendUnavailableError   an optional backend's dependency is missing
     ├── ReporterUnavailableError  a reporter's optional dependency is missing
-    └── DisplayUnavailableError   a notebook display was asked for without IPython
+    ├── DisplayUnavailableError   a notebook display was asked for without IPython
+    └── CommandLineError          the command line names an experiment, parameter file,
+                                  field or value that does not exist or does not fit
 
 Ctrl-C during a run re-raises ``KeyboardInterrupt`` and SIGTERM/SIGHUP raise
 ``SystemExit(128 + signal)``, after the workers are stopped and finished
@@ -144,3 +146,9 @@ class ReporterUnavailableError(ParafactoryError, ImportError):
 
 class DisplayUnavailableError(ParafactoryError, ImportError):
     """A notebook display (``manager.display_*``) was asked for where IPython is missing."""
+
+
+class CommandLineError(ParafactoryError, ValueError):
+    """``parafactory run``/``plan`` names an experiment, a parameter file, a parameter set,
+    a field or a value that does not exist or does not fit (exit status 2, before
+    anything runs)."""

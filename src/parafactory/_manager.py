@@ -18,7 +18,7 @@ from typing import Any
 from ._backends import Backend, open_backend
 from ._backends.base import RunSettings
 from ._core.chains import WorkerSetup
-from ._core.events import Events
+from ._core.events import Events, RunFinished
 from ._core.plan import Plan, Planner
 from ._core.scheduler import ErrorPolicy, Scheduler
 from ._errors import PlanError, UnpicklableStateError
@@ -43,7 +43,8 @@ class ArtifactManager:
     cache in ``data/cache``, run numbers in ``data/runs``, logs in ``logs`` and
     reports in ``reports``; each can be set on its own. ``dry=True`` writes
     nothing at all. Each ``map``/``run`` ends by writing the HTML report of the
-    run (see :meth:`write_report`) unless ``report=False``.
+    run (see :meth:`write_report`) unless ``report=False``. ``notes`` (free text: what
+    this run is for) are kept in the run's description and its report.
 
     >>> manager = ArtifactManager("notebook_example_0")
     >>> manager.run_number, manager.log_path.name  # the date and time it was made
@@ -65,9 +66,11 @@ class ArtifactManager:
         log_level: int = logging.INFO,
         console_log: bool = True,
         report: bool = True,
+        notes: str | None = None,
     ) -> None:
         _check_name(name)
         self.name = name
+        self.notes = notes
         self.dry = dry
         self.overwrite = overwrite
         self.overwrite_stages = list(overwrite_stages)
@@ -79,6 +82,7 @@ class ArtifactManager:
         self._hidden_reporters: dict[int, Record] = {}  # records not listed that reported
         self._reported = 0  # reportables that joined a record here so far
         self._observer = RunObserver()
+        self.run_summary: str | None = None  # how the last run() ended, in one line
         self._registered: set[str] = set()  # parameter hashes already in the registry
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
@@ -96,8 +100,11 @@ class ArtifactManager:
         ``overwrite=True`` recomputes every cached stage; ``overwrite_stages`` names the
         stages to recompute. Either way, what reads their outputs recomputes too.
         """
-        if self.dry:
-            return None
+        return None if self.dry else self.cache_settings()
+
+    def cache_settings(self) -> Cache:
+        """The cache directory with this manager's overwrite settings, even when dry (a dry
+        run neither reads nor writes it; ``parafactory plan`` reads it)."""
         stages = frozenset(self.overwrite_stages)
         return Cache(
             self.cache_dir, prefix=self.name, overwrite=self.overwrite, overwrite_stages=stages
@@ -221,7 +228,7 @@ class ArtifactManager:
         _check_run_arguments(experiment, errors)
         timeout = check_timeout("run()", timeout)
         pool = open_backend(backend, resolve_n_jobs(n_jobs), client=client)
-        plan = self._plan(experiment, param_sets)
+        plan = self.plan(experiment, param_sets)
         self._check_travel(plan, pool)
         self._register_params(plan.records)
         total = len({id(step.record) for step in plan.steps})
@@ -229,12 +236,16 @@ class ArtifactManager:
         Progress(total, enabled=progress, description=self.name).follow(events)
         RunLogSubscriber(errors).follow(events)
         self._observer.follow(events, plan.steps)
+        events.subscribe(self._run_finished, RunFinished)
         try:
             self._schedule(plan, pool, errors, events, timeout)
         finally:  # a run that failed or was stopped is the one whose report is wanted
             self._number_reportables(plan)
             self._write_report_after_run()
         return plan.records
+
+    def _run_finished(self, event: RunFinished) -> None:
+        self.run_summary = event.summary
 
     def _schedule(
         self,
@@ -267,15 +278,18 @@ class ArtifactManager:
             )
             scheduler.run()
 
-    def _plan(self, experiment: Experiment, param_sets: Any) -> Plan:
-        """Call the experiment in planning mode; return the records it made and its steps.
+    def plan(self, experiment: Experiment, param_sets: Any) -> Plan:
+        """Call the experiment in planning mode, as :meth:`run` does, and run nothing:
+        returns the records it made (also added to :attr:`records`), the steps it would
+        run and the stages it calls (``parafactory plan`` shows what each would load or
+        compute).
 
         A plan with mistakes (:class:`PlanError`) is refused before anything runs, and,
         like an experiment that raised, leaves no records behind.
         """
         first_new = len(self.records)
         planner = Planner()
-        with _garbage_collection_paused():
+        with garbage_collection_paused():
             try:
                 with planning(planner):
                     experiment(param_sets, self)
@@ -308,6 +322,7 @@ class ArtifactManager:
             "hostname": platform.node(),
             "python": sys.version.split()[0],
             "command": " ".join(sys.argv),
+            **({"notes": self.notes} if self.notes else {}),
         }
 
     def write_report(self) -> Path | None:
@@ -395,7 +410,7 @@ class ArtifactManager:
 
 
 @contextlib.contextmanager
-def _garbage_collection_paused() -> Iterator[None]:
+def garbage_collection_paused() -> Iterator[None]:
     """Planning allocates objects that live through the run: scanning them as young
     objects would be wasted, so collection pauses and they join the oldest generation."""
     collecting = gc.isenabled()

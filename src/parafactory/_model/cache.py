@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -41,7 +42,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from .._digests import md5_hex
 from .._errors import CacheEntryDamagedError
@@ -267,7 +268,14 @@ def provenance_digest(provenance: Provenance) -> str:
     """The digest a provenance stands for (a link is digested, its upstream first)."""
     if isinstance(provenance, str):
         return provenance
-    return provenance_after(*provenance)
+    return _link_digest(*provenance)
+
+
+@functools.lru_cache(maxsize=4096)
+def _link_digest(upstream: Provenance, stage: str, code: str | None, arguments: str) -> str:
+    """A link's digest, remembered: the records of a sweep share a few distinct links
+    (equal code from an equal start), so an aggregate over many digests each once."""
+    return provenance_after(upstream, stage, code, arguments)
 
 
 class Entry(NamedTuple):
@@ -293,11 +301,30 @@ class Hit(NamedTuple):
     extras: dict[str, Artifact] = {}  # shared empty default, never changed
 
 
+MissKind: TypeAlias = Literal[
+    "new",
+    "code changed",
+    "upstream changed",
+    "arguments changed",
+    "damaged",
+    "overwrite",
+    "no parameters",
+]
+"""Why a stage computes, in a word: nothing cached yet, stale (its code, an upstream stage or
+its arguments changed), a file damaged after it was written, an overwrite asked for, or a
+record without parameters (never loaded, as in curifactory)."""
+
+
 class Miss(NamedTuple):
-    """No valid entry, and why (``damaged``: a file changed after it was written)."""
+    """No valid entry: why, in a sentence (``reason``) and in a word (``kind``)."""
 
     reason: str
-    damaged: bool = False
+    kind: MissKind = "new"
+
+    @property
+    def damaged(self) -> bool:
+        """A file of the entry changed after it was written."""
+        return self.kind == "damaged"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,10 +350,10 @@ class Cache:
         except FileNotFoundError:
             return self._adopt(entry, upstream)
         except (OSError, ValueError, KeyError, TypeError) as error:
-            return Miss(f"its metadata file {meta_path} is damaged ({error})", damaged=True)
+            return Miss(f"its metadata file {meta_path} is damaged ({error})", "damaged")
         stale = _staleness(entry, stored, upstream)
         if stale is not None:
-            return Miss(stale)
+            return stale
         found: dict[str, Artifact] = {}
         for output, cacher in zip(entry.outputs, entry.cachers, strict=True):
             artifact = self._artifact(entry, output, cacher, files, meta_path)
@@ -351,10 +378,10 @@ class Cache:
         try:
             stamp = Stamp(*files[output])
         except (KeyError, TypeError):
-            return Miss(f"its metadata file {meta_path} does not list output {output!r}")
+            return Miss(f"its metadata file {meta_path} does not list output {output!r}", "damaged")
         problem = stamp.problem_with(path) or cacher.problem_with(path)
         if problem is not None:
-            return Miss(f"its file {path} is damaged ({problem})", damaged=True)
+            return Miss(f"its file {path} is damaged ({problem})", "damaged")
         return Artifact(path, cacher, output in entry.lazy, entry.stage, stamp, meta_path)
 
     def _adopt(self, entry: Entry, upstream: str) -> Hit | Miss:
@@ -453,6 +480,10 @@ class Cache:
             meta_path,
         )
 
+    def may_hold(self, record_hash: str) -> bool:
+        """Whether entries of ``record_hash`` may be here (``False``: they are new)."""
+        return True
+
     def forces(self, stage: str) -> bool:
         """Whether this cache recomputes ``stage`` whatever it holds."""
         return self.overwrite or stage in self.overwrite_stages
@@ -493,6 +524,34 @@ class Cache:
         return self.directory / f"{self.prefix}_{entry.record_hash}_{entry.stage}.meta.json"
 
 
+@dataclasses.dataclass(frozen=True)
+class ListedCache(Cache):
+    """A cache whose directory was listed once, for many lookups in a row (a preview of a
+    large sweep): entries of a record hash that no file name holds are new without a look
+    at the disk; others are looked up as usual. Outputs a cacher keeps outside the
+    directory (a ``path`` override) are not seen, so such entries of curifactory's, which
+    have no metadata of ours, show as new."""
+
+    hashes: frozenset[str] = frozenset()  # the record hashes the directory's file names hold
+
+    @classmethod
+    def of(cls, cache: Cache) -> ListedCache:
+        """``cache`` with its directory listed now."""
+        try:
+            names = os.listdir(cache.directory)
+        except FileNotFoundError:
+            names = []
+        start = len(cache.prefix) + 1
+        hashes = frozenset(
+            name[start:].partition("_")[0] for name in names if name.startswith(f"{cache.prefix}_")
+        )
+        fields = {field.name: getattr(cache, field.name) for field in dataclasses.fields(cache)}
+        return cls(**{**fields, "hashes": hashes})
+
+    def may_hold(self, record_hash: str) -> bool:
+        return record_hash in self.hashes
+
+
 def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str) -> dict[str, Any]:
     """An entry's metadata: what made it (code, arguments, provenance) and its files."""
     return {
@@ -506,14 +565,14 @@ def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     }
 
 
-def _staleness(entry: Entry, stored: dict[str, Any], upstream: str) -> str | None:
+def _staleness(entry: Entry, stored: dict[str, Any], upstream: str) -> Miss | None:
     """Why stored metadata does not fit this call, or ``None`` when it does."""
     if entry.code is not None and stored.get("code") != entry.code:
-        return "its code changed"
+        return Miss("its code changed", "code changed")
     if stored.get("upstream") != upstream:
-        return "an upstream stage changed"
+        return Miss("an upstream stage changed", "upstream changed")
     if stored.get("arguments", "") != entry.arguments:
-        return "it was called with other arguments"
+        return Miss("it was called with other arguments", "arguments changed")
     return None
 
 

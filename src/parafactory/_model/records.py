@@ -356,6 +356,11 @@ def _dry_directory() -> Path:
 def copy_state(original: Record, copy: Record) -> None:
     """Give ``copy`` a deep copy of ``original``'s state (what is on disk stays unloaded)."""
     copy.state = State(copy_module.deepcopy(dict(dict.items(original.state))))
+    copy_provenance(original, copy)
+
+
+def copy_provenance(original: Record, copy: Record) -> None:
+    """``copy``'s state comes from ``original``'s: so does the code that made it."""
     copy._provenance = original._provenance
 
 

@@ -225,14 +225,8 @@ def execute(
     something reads them. ``timeout`` (seconds) limits the call, with the stage's own.
     """
     group = list(records) if records is not None else []
-    if spec.is_aggregate:
-        _aggregate_over(record, group)
-        upstream = upstream_of(spec, record, group)
-    else:
-        upstream = record._provenance
-    arguments = arguments_digest(args, kwargs) if args or kwargs else ""
-    found = lookup(spec, record, upstream, arguments, cache) if spec.cachers else None
-    if found is not None and isinstance(found, Hit):
+    upstream, arguments, found = _consult_cache(spec, record, group, args, kwargs, cache)
+    if isinstance(found, Hit):
         take_outputs(spec, record, found)
         return _LOADED
     provenance: Provenance = (upstream, spec.name, spec.fingerprint, arguments)
@@ -263,6 +257,49 @@ def say(level: int, spec: StageSpec, record: Record, outcome: Outcome) -> None:
         logger.log(
             level, "%s %r on record %r (%s): %s", kind, spec.name, record.name, record.hash, outcome
         )
+
+
+def foresee(
+    spec: StageSpec,
+    record: Record,
+    records: Sequence[Record] | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    cache: Cache | None,
+) -> Hit | Miss | None:
+    """What :func:`execute` would find in the cache for this call, without running the
+    stage, loading anything or logging: a :class:`Hit`, a :class:`Miss` saying why the
+    stage would compute, or ``None`` for a stage that is not cached. The record is left
+    with the provenance (and, for an aggregate, the hash) the call would give it, so the
+    calls after it are foreseen as they would run."""
+    upstream, arguments, found = _consult_cache(spec, record, records, args, kwargs, cache)
+    if isinstance(found, Hit):
+        record._provenance = found.provenance
+    else:
+        record._provenance = _recomputed(found, (upstream, spec.name, spec.fingerprint, arguments))
+    return found
+
+
+def _consult_cache(
+    spec: StageSpec,
+    record: Record,
+    group: Sequence[Record] | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    cache: Cache | None,
+) -> tuple[Provenance, str, Hit | Miss | None]:
+    """Before a call: make an aggregate's record one over its group (``records``), then
+    look the call up; returns the provenance it starts from, its arguments' digest, and
+    what was found."""
+    if spec.is_aggregate:
+        group = list(group) if group is not None else []
+        _aggregate_over(record, group)
+        upstream = upstream_of(spec, record, group)
+    else:
+        upstream = record._provenance
+    arguments = arguments_digest(args, kwargs) if args or kwargs else ""
+    found = lookup(spec, record, upstream, arguments, cache) if spec.cachers else None
+    return upstream, arguments, found
 
 
 def _aggregate_over(record: Record, group: list[Record]) -> None:
@@ -323,14 +360,18 @@ def lookup(
     if cache is None or not spec.cachers:
         return None
     if not record.may_use_cache:
-        return Miss(_NO_PARAMETERS)
+        return Miss(_NO_PARAMETERS, "no parameters")
     if cache.forces(spec.name):
-        return Miss(_OVERWRITE_STAGE if spec.name in cache.overwrite_stages else _OVERWRITE_ALL)
+        forced = _OVERWRITE_STAGE if spec.name in cache.overwrite_stages else _OVERWRITE_ALL
+        return Miss(forced, "overwrite")
     if record.params is not None and record.params.overwrite:
-        return Miss(_OVERWRITE_PARAMS)
+        return Miss(_OVERWRITE_PARAMS, "overwrite")
+    if not cache.may_hold(record.hash):
+        return _NEW
     found = cache.lookup(_entry(spec, record, arguments), provenance_digest(upstream))
     if isinstance(found, Hit) and record.params is None and record._inputs_overwrite:
-        return Miss(_OVERWRITE_INPUTS)  # curifactory's rule, where provenance saw no change
+        # curifactory's rule, where provenance saw no change
+        return Miss(_OVERWRITE_INPUTS, "overwrite")
     return found
 
 
@@ -367,7 +408,7 @@ _OVERWRITE_ALL = "the manager overwrites every stage"
 _OVERWRITE_STAGE = "the manager overwrites this stage"
 _OVERWRITE_PARAMS = "its parameters set overwrite=True"
 _OVERWRITE_INPUTS = "a record it aggregates sets overwrite=True"
-_OVERWRITES = (_OVERWRITE_ALL, _OVERWRITE_STAGE, _OVERWRITE_PARAMS, _OVERWRITE_INPUTS)
+_NEW = Miss("new")
 _NO_PARAMETERS = "its record has no parameters"  # never loaded, as in curifactory; said once
 
 
@@ -375,23 +416,27 @@ def _explain_recompute(
     spec: StageSpec, record: Record, miss: Miss, provenance: Provenance
 ) -> tuple[Provenance, str | None]:
     """Why a cached stage runs (``None``: it had nothing cached), and the provenance its
-    outputs will carry. A damaged entry is also a warning, naming its file.
-
-    A forced recompute gets a provenance of its own, so every stage and aggregate that
-    reads its outputs recomputes too, in this run or, if it is interrupted, the next.
-    """
-    if miss.reason in _OVERWRITES:
-        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex), miss.reason
+    outputs will carry. A damaged entry is also a warning, naming its file."""
     if miss.damaged:
         where = f"stage {spec.name!r} on record {record.name!r} ({record.hash})"
         logger.warning("%s recomputes: %s", where, miss.reason)
         return provenance, _DAMAGED
-    if miss.reason in ("new", _NO_PARAMETERS):
+    if miss.kind in ("new", "no parameters"):
         return provenance, None
-    return provenance, f"its cache is stale: {miss.reason}"
+    why = miss.reason if miss.kind == "overwrite" else f"its cache is stale: {miss.reason}"
+    return _recomputed(miss, provenance), why
 
 
 _DAMAGED = "its cache entry was damaged"
+
+
+def _recomputed(found: Miss | None, provenance: Provenance) -> Provenance:
+    """The provenance of a stage's outputs when it computes: a forced recompute gets one of
+    its own, so every stage and aggregate that reads its outputs recomputes too, in this
+    run or, if it is interrupted, the next."""
+    if found is not None and found.kind == "overwrite":
+        return provenance_after(provenance, "<overwrite>", None, uuid.uuid4().hex)
+    return provenance
 
 
 def _entry(spec: StageSpec, record: Record, arguments: str) -> Entry:
