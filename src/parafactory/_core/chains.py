@@ -107,6 +107,19 @@ class WorkerSetup:
     timeout: float | None = None  # seconds any stage may run (the tighter of it and its own)
     manager: ManagerView | None = None  # what stages see as record.manager
 
+    def absolute(self) -> WorkerSetup:
+        """This setup with its paths made absolute here, in the parent: for workers that
+        work in another directory (a dask worker), where a relative path would name
+        another place."""
+        cache = self.cache
+        if cache is not None:
+            cache = dataclasses.replace(cache, directory=cache.directory.absolute())
+        manager = self.manager
+        if manager is not None:
+            path = os.path.abspath(manager.cache_path)
+            manager = dataclasses.replace(manager, cache_path=path, cache=cache)
+        return dataclasses.replace(self, cache=cache, manager=manager)
+
 
 class WorkerHooks:
     """What a backend does in its workers around the chains of a batch. This base does
@@ -155,12 +168,12 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup, hooks: WorkerHooks) -
     results: list[Any] = []
     with hooks.batch(tasks):
         for task in tasks:
+            if setup.stop_at_failure and hooks.stop_requested():
+                break  # the tasks not run get no result: the parent resends or drops them
             result = run_chain(task, setup, hooks)
             results.append(hooks.finish(result, task, setup))
-            if hooks.chain_ended(task) or (
-                setup.stop_at_failure and (result.failure is not None or hooks.stop_requested())
-            ):
-                break  # the tasks not run get no result: the parent resends or drops them
+            if hooks.chain_ended(task) or (setup.stop_at_failure and result.failure is not None):
+                break
     return results
 
 
