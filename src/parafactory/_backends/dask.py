@@ -164,10 +164,11 @@ class DaskBackend(Backend):
     # -- tasks ---------------------------------------------------------------------------
 
     def in_flight(self) -> int:
-        """Every ready chain: dask's scheduler spreads them over the workers there are
-        now, and ``adapt()`` scales on the queue they make."""
+        """Every ready chain, once a chain's time is known (so that short ones go in
+        batches of about 50 ms, not a task each): dask's scheduler spreads them over the
+        workers there are now, and ``adapt()`` scales on the queue they make."""
         self._refresh_workers()
-        return sys.maxsize
+        return sys.maxsize if self._seconds_per_chain is not None else 2 * self.workers
 
     def task(self, step_id: int, record: Any, calls: list[Any]) -> ChainTask:
         return ChainTask(step_id, record, calls)  # pickled as it is sent: a copy
@@ -266,9 +267,9 @@ class DaskBackend(Backend):
         return None
 
     def request_stop(self) -> None:
-        """``errors="raise"``: every worker starts no further chain of this run; what they
-        run ends and is kept, and queued tasks come back having run nothing. (Cancelling
-        them instead would race: a task that started meanwhile would lose its result.)"""
+        """``errors="raise"``: every worker starts no further chain of this run after the
+        one a task begins with; what runs ends and is kept. (Cancelling queued tasks
+        instead would race: a task that started meanwhile would lose its result.)"""
         self.client.run(_stop_run, self.topic)
         self._stopped = True
 

@@ -168,12 +168,12 @@ def run_chains(tasks: list[ChainTask], setup: WorkerSetup, hooks: WorkerHooks) -
     results: list[Any] = []
     with hooks.batch(tasks):
         for task in tasks:
-            if setup.stop_at_failure and hooks.stop_requested():
-                break  # the tasks not run get no result: the parent resends or drops them
             result = run_chain(task, setup, hooks)
             results.append(hooks.finish(result, task, setup))
-            if hooks.chain_ended(task) or (setup.stop_at_failure and result.failure is not None):
-                break
+            if hooks.chain_ended(task) or (
+                setup.stop_at_failure and (result.failure is not None or hooks.stop_requested())
+            ):
+                break  # the tasks not run get no result: the parent resends or drops them
     return results
 
 
