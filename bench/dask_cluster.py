@@ -10,6 +10,10 @@ Two measurements, printed and saved to ``bench/results/dask_cluster.json``:
   ``client.map``, side by side (alternating, each on its own new cluster); the figure
   is parafactory's time over ``client.map``'s (the target is at most 1.3).
 
+- **join**: a run on one worker to which two join mid-run; the figure is how long
+  after ``client.wait_for_workers`` sees them the first record starts on one of them
+  (the target is under a second; negative: it started before that call noticed).
+
 Stages sleep rather than compute, so the figures measure dispatch, not this machine's
 cores. Run from the repository root with ``PYTHONPATH=src``.
 """
@@ -20,9 +24,11 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -53,6 +59,14 @@ def first_nap(record: Any) -> float:
 @stage(inputs=["first"], outputs=["second"])
 def second_nap(record: Any, first: float) -> float:
     return first + nap(record.params.seconds)
+
+
+@stage(outputs=["started"])
+def timed_nap(record: Any) -> list[float]:
+    """When and in which process it started, then a nap."""
+    started = [os.getpid(), time.time()]
+    nap(record.params.seconds)
+    return started
 
 
 def both_naps(seconds: float) -> float:
@@ -129,6 +143,34 @@ def adaptive(count: int, seconds: float, reps: int) -> dict[str, Any]:
     return {"records": count, "stage_seconds": seconds, "s": figures, "ratio": round(ratio, 3)}
 
 
+def join() -> dict[str, Any]:
+    made, client = cluster(1)
+    joined: list[float] = []
+
+    def grow() -> None:
+        time.sleep(1.0)
+        made.scale(3)
+        client.wait_for_workers(3)
+        joined.append(time.time())
+
+    grower = threading.Thread(target=grow)
+    try:
+        first = {client.run(os.getpid)[address] for address in client.nthreads()}
+        params = [Nap(name=f"j{i}", seconds=0.4) for i in range(40)]
+        with tempfile.TemporaryDirectory() as root:
+            grower.start()
+            with ArtifactManager("join", root=root, dry=True, console_log=False) as manager:
+                records = manager.map(params, [timed_nap], backend="dask", client=client)
+            grower.join()
+    finally:
+        client.close()
+        made.close()
+    late = [when for pid, when in (r.state["started"] for r in records) if pid not in first]
+    seconds = min(late) - joined[0] if late and joined else None
+    print(f"join: first record on a new worker {seconds} s after it joined", file=sys.stderr)
+    return {"first_start_after_join_s": seconds, "records_on_new_workers": len(late)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dask_cluster")
     parser.add_argument("--stress-runs", type=int, default=5)
@@ -137,6 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         "stress": stress(options.stress_runs),
         "adapt": adaptive(48, 0.25, options.reps),
+        "join": join(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
