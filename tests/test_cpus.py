@@ -207,6 +207,15 @@ def test_cgroup_limit(tmp_path: Path, files: dict[str, str], expected: int) -> N
             12,
             id="slurm_garbled_per_task_falls_back_to_on_node",
         ),
+        pytest.param({"SLURM_JOB_CPUS_PER_NODE": "6"}, 6, id="slurm_job_cpus_per_node"),
+        pytest.param(
+            {"SLURM_JOB_CPUS_PER_NODE": "6(x2),4"}, 6, id="slurm_job_cpus_per_node_several"
+        ),
+        pytest.param(
+            {"SLURM_CPUS_ON_NODE": "12", "SLURM_JOB_CPUS_PER_NODE": "24"},
+            12,
+            id="slurm_cpus_on_node_before_job_cpus_per_node",
+        ),
     ],
 )
 def test_slurm_limit(tmp_path: Path, environ: dict[str, str], expected: int) -> None:
@@ -313,7 +322,7 @@ def test_non_int_is_rejected(n_jobs: object) -> None:
     [(1, 8, "8"), (2, 8, "4"), (3, 8, "2"), (8, 8, "1"), (16, 8, "1"), (4, 1, "1")],
 )
 def test_thread_limits(n_workers: int, cpus: int, threads: str) -> None:
-    limits = thread_limits(n_workers, cpus)
+    limits = thread_limits(n_workers, cpus, environ={})
     assert limits == {name: threads for name in THREAD_LIMIT_VARIABLES}
     assert n_workers * int(threads) <= max(cpus, n_workers)
 
@@ -327,6 +336,24 @@ def test_thread_limit_variables() -> None:
         "NUMEXPR_NUM_THREADS",
         "BLIS_NUM_THREADS",
     )
+
+
+@pytest.mark.parametrize(("users", "expected"), [("1", "1"), ("3", "3"), ("64", "4"), ("x", "4")])
+def test_thread_limits_never_raise_a_count_the_user_set(users: str, expected: str) -> None:
+    limits = thread_limits(2, 8, environ={"OMP_NUM_THREADS": users})
+    assert limits["OMP_NUM_THREADS"] == expected
+    assert limits["MKL_NUM_THREADS"] == "4"  # the user set no other
+
+
+def test_loky_max_cpu_count_caps_usable_cpus(tmp_path: Path) -> None:
+    assert count(tmp_path, LOKY_MAX_CPU_COUNT="3") == 3
+    assert count(tmp_path, LOKY_MAX_CPU_COUNT="3", SLURM_CPUS_PER_TASK="2") == 2
+    assert count(tmp_path, LOKY_MAX_CPU_COUNT="0") == MANY  # not a count: no limit
+
+
+def test_n_jobs_none_follows_loky_max_cpu_count_and_slurm(tmp_path: Path) -> None:
+    assert resolve_n_jobs(None, environ={"LOKY_MAX_CPU_COUNT": "3"}) == 3
+    assert resolve_n_jobs(None, environ={"SLURM_JOB_CPUS_PER_NODE": "5"}) == 5
 
 
 def test_thread_limits_rejects_no_workers() -> None:

@@ -81,6 +81,14 @@ def test_user_thread_setting_in_parent_does_not_oversubscribe(manager, monkeypat
     assert thread_caps(records) == max(1, usable_cpu_count() // 2)
 
 
+def test_a_thread_count_the_user_set_is_never_raised(manager, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    records = run(manager, count=2, n_jobs=1, backend="loky")  # one worker: room for more
+    assert {r.state["threads"]["OMP_NUM_THREADS"] for r in records} == {"1"}
+    others = {r.state["threads"]["MKL_NUM_THREADS"] for r in records}
+    assert others == {str(usable_cpu_count())}
+
+
 @pytest.mark.parametrize("n_jobs", [None, -1])
 def test_parafactory_n_jobs_1_runs_in_process(manager, monkeypatch, n_jobs):
     # resolve_n_jobs gives 1, and open_backend runs one worker with no backend named

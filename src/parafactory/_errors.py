@@ -16,6 +16,7 @@
     │                             travel back from its worker
     ├── UnpicklableStateError     a value cannot travel to or from a worker
     ├── CacheEntryDamagedError    a cache file no longer holds what was written to it
+    ├── SharedFilesError          a worker cannot see the run's files (no shared storage)
     ├── BackendUnavailableError   an optional backend's dependency is missing
     ├── ReporterUnavailableError  a reporter's optional dependency is missing
     ├── DisplayUnavailableError   a notebook display was asked for without IPython
@@ -134,6 +135,11 @@ class CacheEntryDamagedError(ParafactoryError):
 
     The entry is forgotten, so rerunning its stage computes it afresh.
     """
+
+
+class SharedFilesError(ParafactoryError):
+    """A worker cannot see the run's cache directory: it does not share the driver's
+    files. The run stops at the first task that finds out."""
 
 
 class BackendUnavailableError(ParafactoryError, ImportError):

@@ -19,8 +19,13 @@ _MODULES = {"loky": ".local.pool", "dask": ".dask"}
 def open_backend(backend: str | Executor | None, workers: int, **options: Any) -> Backend:
     """The backend named by ``backend`` (``"loky"``, ``"dask"``) or wrapping an executor.
 
-    ``workers == 1`` with no backend named runs in the parent's own process.
+    ``workers == 1`` with no backend named runs in the parent's own process. The executor
+    of a dask client (``client.get_executor()``) runs as ``"dask"`` on that client, sized
+    by its cluster rather than by this machine.
     """
+    client = _dask_client_of(backend)
+    if client is not None:
+        return open_backend("dask", workers, client=client)
     if isinstance(backend, Executor):
         from .executor import ExecutorBackend
 
@@ -37,6 +42,13 @@ def open_backend(backend: str | Executor | None, workers: int, **options: Any) -
     module = importlib.import_module(_MODULES[name], __name__)
     opened: Backend = module.open(workers, **options)
     return opened
+
+
+def _dask_client_of(backend: object) -> Any:
+    """The client behind distributed's ``ClientExecutor`` (kept in its ``_client``)."""
+    if type(backend).__module__.startswith("distributed."):
+        return getattr(backend, "_client", None)
+    return None
 
 
 __all__ = ["Backend", "open_backend"]

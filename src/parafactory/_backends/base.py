@@ -1,7 +1,8 @@
 """What a backend is to the scheduler: an object whose methods do the work.
 
 The scheduler never asks what kind of backend it has. It opens it for a run
-(:meth:`Backend.start`), asks it how many chains to put in a task
+(:meth:`Backend.start`), asks it each time round how many tasks to keep in flight
+(:meth:`Backend.in_flight`) and how many chains to put in a task
 (:meth:`Backend.batch_size`), sends tasks (:meth:`Backend.submit`), turns what comes
 back into results (:meth:`Backend.results`), asks it what a lost task means
 (:meth:`Backend.lost`), and closes it. Each backend keeps its own plumbing: the local
@@ -121,6 +122,11 @@ class Backend:
 
     # -- tasks ---------------------------------------------------------------------------
 
+    def in_flight(self) -> int:
+        """How many tasks to keep in flight now (asked each time round the scheduler's
+        loop): two per worker, so none waits for its next task."""
+        return 2 * self.workers
+
     def batch_size(self, ready: int) -> int:
         """How many ready chains to put in the next task: one until a chain's time is
         known, then as many as take about 50 ms, and no more than a fair share."""
@@ -163,7 +169,9 @@ class Backend:
 
     def lost(self, tasks: list[ChainTask], error: BaseException) -> Loss | None:
         """What a task that ended in ``error`` instead of results means: a worker's death
-        (a :class:`Loss`), or ``None``: the error is the tasks' own, and they fail."""
+        (a :class:`Loss`), or ``None``: the error is the tasks' own, and they fail. An
+        error no task of this run could escape (workers that cannot see the run's files)
+        is raised, and stops the run."""
         return None
 
     def request_stop(self) -> None:

@@ -1,14 +1,14 @@
 """What a stage logs and prints, tagged with its record, in whichever process it runs.
 
-While a record's stages run, a context variable names the record. In a worker, one
-handler on the worker's root logger and one ``sys.stdout`` stand-in (installed once per
-process by :func:`install`) take what is logged or printed *in that context* only (a
-dask worker runs several records at once, on threads), prefix it ``[record name]``, cut
-what is huge, and pass it on: to a sender that forwards it live to the parent (local
-workers), or into the record's own list that goes back with its result. Outside a
-record's stages nothing is taken. In the parent's own process nothing is installed:
-records go wherever the user's logging sends them, and parafactory's own handlers show
-the record's name (:class:`TagFormatter`).
+While a record's stages run, a context variable names the record and where what they
+log goes. In a worker, one handler on the worker's root logger and one ``sys.stdout``
+stand-in (installed once per process by :func:`install`) are only dispatchers: they take
+what is logged or printed *in that context* only (a dask worker runs several records at
+once, on threads), prefix it ``[record name]``, cut what is huge, and pass it on to that
+context's own sink: a sender that forwards it live to the parent, or the record's own
+list that goes back with its result. Outside a record's stages nothing is taken. In the
+parent's own process nothing is installed: records go wherever the user's logging sends
+them, and parafactory's own handlers show the record's name (:class:`TagFormatter`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ import dataclasses
 import io
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from .._bounded import BoundedFormatter, BoundMessages
+
+Send = Callable[[logging.LogRecord], None]
 
 
 @dataclasses.dataclass
@@ -31,6 +34,7 @@ class _Capture:
 
     record_name: str
     collected: list[logging.LogRecord] | None  # None: sent live, not collected
+    send: Send | None = None  # this context's own sender (else: the process's)
     printing: str = ""  # a printed line not ended yet
 
 
@@ -41,11 +45,13 @@ _print_logger = logging.getLogger("parafactory.print")
 
 
 @contextlib.contextmanager
-def tagged(record_name: str, *, collect: bool = False) -> Iterator[list[logging.LogRecord]]:
+def tagged(
+    record_name: str, *, collect: bool = False, send: Send | None = None
+) -> Iterator[list[logging.LogRecord]]:
     """While a record's stages run in this context: name it in what they log and print.
     Yields the list their log records are collected into (``collect``), else one that
-    stays empty."""
-    capture = _Capture(record_name, [] if collect else None)
+    stays empty; ``send`` sends them live from this context."""
+    capture = _Capture(record_name, [] if collect else None, send)
     token = _capture.set(capture)
     try:
         yield capture.collected if capture.collected is not None else []
@@ -65,7 +71,7 @@ class _StageHandler(logging.Handler):
     """On a worker's root logger: takes records made while a stage runs (in that
     context), tags and bounds them, and collects or sends them."""
 
-    def __init__(self, send: Callable[[logging.LogRecord], None] | None) -> None:
+    def __init__(self, send: Send | None) -> None:
         super().__init__()
         self._send = send
         self._bound = BoundMessages()
@@ -80,10 +86,11 @@ class _StageHandler(logging.Handler):
         record.msg = f"[{capture.record_name}] {record.getMessage()}"
         record.args, record.exc_info = None, None
         record.parafactory_record = capture.record_name
+        send = capture.send or self._send
         if capture.collected is not None:
             capture.collected.append(record)
-        elif self._send is not None:
-            self._send(record)
+        elif send is not None:
+            send(record)
 
 
 class _Stdout(io.TextIOBase):
@@ -111,21 +118,23 @@ class _Stdout(io.TextIOBase):
 
 
 _installed: _StageHandler | None = None  # once per worker process: the handler above
+_installing = threading.Lock()  # a dask worker's threads may start batches at once
 
 
-def install(level: int, send: Callable[[logging.LogRecord], None] | None) -> None:
+def install(level: int, send: Send | None) -> None:
     """In a worker process: take what stages log (at ``level`` and above) and print,
-    sending it with ``send`` (live), or else collecting it per record. Installed once;
-    a later call only changes the level and the sender."""
+    sending it with ``send`` (live) unless their context names its own sink. Installed
+    once; a later call only changes the level and the sender."""
     global _installed
-    root = logging.getLogger()
-    root.setLevel(level)
-    if _installed is None:
-        _installed = _StageHandler(send)
-        root.addHandler(_installed)
-        sys.stdout = _Stdout(sys.stdout)
-    else:
-        _installed._send = send
+    with _installing:
+        root = logging.getLogger()
+        root.setLevel(level)
+        if _installed is None:
+            _installed = _StageHandler(send)
+            root.addHandler(_installed)
+            sys.stdout = _Stdout(sys.stdout)
+        else:
+            _installed._send = send
 
 
 class TagFormatter(BoundedFormatter):

@@ -111,6 +111,19 @@ class WorkerSetup:
     timeout: float | None = None  # seconds any stage may run (the tighter of it and its own)
     manager: ManagerView | None = None  # what stages see as record.manager
 
+    def absolute(self) -> WorkerSetup:
+        """This setup with its paths made absolute here, in the parent: for workers that
+        work in another directory (a dask worker), where a relative path would name
+        another place."""
+        cache = self.cache
+        if cache is not None:
+            cache = dataclasses.replace(cache, directory=cache.directory.absolute())
+        manager = self.manager
+        if manager is not None:
+            path = os.path.abspath(manager.cache_path)
+            manager = dataclasses.replace(manager, cache_path=path, cache=cache)
+        return dataclasses.replace(self, cache=cache, manager=manager)
+
 
 class WorkerHooks:
     """What a backend does in its workers around the chains of a batch. This base does

@@ -120,7 +120,7 @@ class Scheduler:
             if step is not None:
                 self._alone = self._submit([step], alone=True)
                 return
-        while len(self._in_flight) < 2 * self.backend.workers and not graph.stopped:
+        while len(self._in_flight) < self.backend.in_flight() and not graph.stopped:
             size = self.backend.batch_size(graph.ready_chains())
             batch: list[Step] = []
             while len(batch) < size and (step := graph.next_chain()) is not None:

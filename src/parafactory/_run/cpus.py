@@ -1,8 +1,10 @@
 """How many worker processes a sweep may use, and how many native threads each may run.
 
 ``os.cpu_count()`` overcounts in containers, cgroups and Slurm jobs, so the worker count
-is the least of every limit we can see; workers also cap BLAS/OpenMP thread pools so
-that workers × threads never oversubscribes the CPUs they were given.
+is the least of every limit we can see (affinity, cgroup quota, Slurm's allocation, and
+``LOKY_MAX_CPU_COUNT`` as loky and joblib honour it); workers also cap BLAS/OpenMP thread
+pools so that workers × threads never oversubscribes the CPUs they were given, never
+raising a thread count the user set.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ THREAD_LIMIT_VARIABLES: tuple[str, ...] = (
 )
 
 _V1_CONTROLLER_DIRS = ("cpu,cpuacct", "cpu")
-_SLURM_VARIABLES = ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE")
+# Most specific first: the task's CPUs, then this node's, then the job's per node
+# ("8", or "8(x2),4": the first node's count is this one's in a single-node job).
+_SLURM_VARIABLES = ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE")
+_LOKY_VARIABLE = "LOKY_MAX_CPU_COUNT"
 _N_JOBS_ACCEPTED = (
     "a positive int, -1 or None for all usable CPUs, or -2, -3, ... for all but 1, 2, ..."
 )
@@ -33,13 +38,19 @@ _N_JOBS_ACCEPTED = (
 def usable_cpu_count(
     *, proc_root: Path = Path("/"), environ: Mapping[str, str] | None = None
 ) -> int:
-    """Return the CPUs this process may use: the least of affinity, cgroup quota and Slurm.
+    """Return the CPUs this process may use: the least of affinity, cgroup quota, Slurm's
+    allocation and ``$LOKY_MAX_CPU_COUNT``.
 
     ``proc_root`` is where ``/proc`` and ``/sys`` are looked up (tests pass a fake tree);
     ``environ`` defaults to ``os.environ``. Unreadable sources impose no limit.
     """
     env = os.environ if environ is None else environ
-    limits = [_affinity_count(), _cgroup_limit(proc_root), _slurm_limit(env)]
+    limits = [
+        _affinity_count(),
+        _cgroup_limit(proc_root),
+        _slurm_limit(env),
+        _positive_int(env.get(_LOKY_VARIABLE)),
+    ]
     return max(1, min(limit for limit in limits if limit is not None))
 
 
@@ -67,12 +78,23 @@ def resolve_n_jobs(
     return max(1, cpus + 1 + (-1 if n_jobs is None else n_jobs))
 
 
-def thread_limits(n_workers: int, cpus: int) -> dict[str, str]:
-    """Return env vars capping each worker's native thread pools so workers × threads ≤ cpus."""
+def thread_limits(
+    n_workers: int, cpus: int, *, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return env vars capping each worker's native thread pools so workers × threads ≤ cpus.
+
+    A count the user set (in ``environ``, default ``os.environ``) is kept when it fits,
+    lowered when it does not, and never raised.
+    """
     if n_workers < 1:
         raise ValueError(f"n_workers must be at least 1; got {n_workers!r}")
-    per_worker = str(max(1, cpus // n_workers))
-    return {name: per_worker for name in THREAD_LIMIT_VARIABLES}
+    env = os.environ if environ is None else environ
+    per_worker = max(1, cpus // n_workers)
+    limits = {}
+    for name in THREAD_LIMIT_VARIABLES:
+        chosen = _positive_int(env.get(name))
+        limits[name] = str(per_worker if chosen is None else min(chosen, per_worker))
+    return limits
 
 
 def _env_n_jobs(value: str) -> int:
@@ -99,7 +121,8 @@ def _affinity_count() -> int:
 def _slurm_limit(environ: Mapping[str, str]) -> int | None:
     """Return the CPUs Slurm gave this task, or None outside a Slurm job."""
     for name in _SLURM_VARIABLES:
-        count = _positive_int(environ.get(name))
+        value = environ.get(name)
+        count = _positive_int(value.split(",")[0].split("(")[0] if value else None)
         if count is not None:
             return count
     return None
