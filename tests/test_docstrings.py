@@ -8,12 +8,15 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import matplotlib
+import pandas
 import pytest
 
 import parafactory
 from parafactory import (
     ArtifactManager,
     ExperimentParameters,
+    Record,
     aggregate,
     stage,
 )
@@ -45,6 +48,13 @@ def find_maximum_final_value(record, records, final_value):
     return max(final_value.values())
 
 
+_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02"
+    b"\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01"
+    b"\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
 def _modules_with_examples() -> list[str]:
     names = [parafactory.__name__]
     prefix = parafactory.__name__ + "."
@@ -58,7 +68,12 @@ def _import(name: str):
 
 
 def _namespace() -> dict[str, object]:
+    matplotlib.use("Agg")  # the examples draw figures; nothing is shown
+    from matplotlib import pyplot
+
     manager = ArtifactManager("notebook_example_0", root="project")
+    record = get_initial_value(Record(manager, MyParams(name="example")))
+    Path(record.get_path("confusion.png")).write_bytes(_PNG)
     return {
         **{name: getattr(parafactory, name) for name in parafactory.__all__},
         "dataclasses": dataclasses,
@@ -73,6 +88,13 @@ def _namespace() -> dict[str, object]:
         "find_maximum_final_value": find_maximum_final_value,
         "manager": manager,
         "fit": lambda data: sum(data),
+        "record": record,
+        "accuracy": 0.93,
+        "losses": [1.0, 0.5, 0.25],
+        "train_loss": [1.0, 0.5],
+        "test_loss": [1.1, 0.7],
+        "results_df": pandas.DataFrame({"seed": [0, 1], "accuracy": [0.91, 0.93]}),
+        "plt": pyplot,
     }
 
 

@@ -183,7 +183,7 @@ class FigureReporter(_PictureReporter):
     figure drawn in a worker comes back as a file.
 
     >>> fig, ax = plt.subplots()
-    >>> ax.plot(losses)
+    >>> lines = ax.plot(losses)
     >>> record.report(FigureReporter(fig, name="losses"))
     """
 
