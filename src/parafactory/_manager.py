@@ -82,7 +82,8 @@ class ArtifactManager:
         self._hidden_reporters: dict[int, Record] = {}  # records not listed that reported
         self._reported = 0  # reportables that joined a record here so far
         self._observer = RunObserver()
-        self.run_summary: str | None = None  # how the last run() ended, in one line
+        self.run_summary: str | None = None  # how the last run() ended
+        self.report_path: Path | None = None  # the report last written
         self._registered: set[str] = set()  # parameter hashes already in the registry
         self.timestamp = datetime.datetime.now()
         self.run_number = next_run_number(Path(root, runs_dir or "data/runs"), name, dry=dry)
@@ -337,7 +338,8 @@ class ArtifactManager:
         """
         if self.dry:
             return None
-        return self._report().write(self.reports_dir)
+        self.report_path = self._report().write(self.reports_dir)
+        return self.report_path
 
     def _write_report_after_run(self) -> None:
         """The report a run writes as it ends: a report that cannot be written is logged,

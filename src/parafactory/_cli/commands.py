@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -42,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
         log_level=getattr(logging, args.log_level),
         console_log=not args.quiet,
         notes=args.notes,
+        report=not args.no_report,
     )
     with manager:
         status = _run_sweep(manager, experiment, param_sets, args)
         status = status or int(any(record.error is not None for record in manager.records))
-        report = None if args.no_report else manager.write_report()
-    summary = manager.run_summary or "no record ran"
+    report = manager.report_path
+    summary = (manager.run_summary or "no record ran").splitlines()[0].rstrip(":")
     console.say(f"{manager.name}: {summary}" + (f"; report: {report}" if report else ""))
     return status
 
@@ -113,7 +115,11 @@ def _run_sweep(
         return INTERRUPTED
     except SystemExit as stop:  # SIGTERM or SIGHUP, after the run kept what finished
         return stop.code if isinstance(stop.code, int) else 1
-    except StageFailedError:  # logged with its traceback as the record failed
+    except StageFailedError as error:  # the run log leaves it to whoever catches it
+        if not args.quiet:  # the message once, under the stage's traceback
+            where = f"stage {error.stage_name!r} failed on record {error.record_name!r}:"
+            print(where, file=sys.stderr)
+            traceback.print_exception(error.__cause__ or error, file=sys.stderr, chain=False)
         return 1
     return 0
 
