@@ -272,7 +272,8 @@ def foresee(
     stage would compute, or ``None`` for a stage that is not cached. The record is left
     with the provenance (and, for an aggregate, the hash) the call would give it, so the
     calls after it are foreseen as they would run."""
-    upstream, arguments, found = _consult_cache(spec, record, records, args, kwargs, cache)
+    group = list(records) if records is not None else []
+    upstream, arguments, found = _consult_cache(spec, record, group, args, kwargs, cache)
     if isinstance(found, Hit):
         record._provenance = found.provenance
     else:
@@ -283,7 +284,7 @@ def foresee(
 def _consult_cache(
     spec: StageSpec,
     record: Record,
-    group: Sequence[Record] | None,
+    group: list[Record],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     cache: Cache | None,
@@ -292,7 +293,6 @@ def _consult_cache(
     look the call up; returns the provenance it starts from, its arguments' digest, and
     what was found."""
     if spec.is_aggregate:
-        group = list(group) if group is not None else []
         _aggregate_over(record, group)
         upstream = upstream_of(spec, record, group)
     else:
