@@ -74,6 +74,9 @@ def _plan(args: argparse.Namespace) -> int:
     outlooks = preview.foresee_plan(manager.plan(experiment.run, param_sets), cache)
     console.say_lines(preview.render(outlooks, hashes=args.hashes))
     console.say(preview.totals(outlooks))
+    # Records and their manager refer to each other: let them go now, by reference count,
+    # rather than to the collector at exit (a quarter of a second for 100,000 records).
+    manager.records.clear()
     return 0
 
 

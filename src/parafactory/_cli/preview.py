@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from .._core.plan import Plan
-from .._model.cache import Cache, Hit, Miss
+from .._model.cache import Cache, Hit, Miss, Provenance
 from .._model.records import Record, copy_provenance
 from .._model.stages import foresee
 
@@ -30,8 +30,14 @@ class Outlook(NamedTuple):
 
 def foresee_plan(plan: Plan, cache: Cache | None) -> dict[Record, list[Outlook]]:
     """Each record of ``plan`` (hidden ones too, in the order they were made) with what
-    each of its stage calls would do."""
+    each of its stage calls would do.
+
+    A plain stage call on a record the cache holds nothing for is decided without the
+    disk, by the call, the provenance it starts from and the record's overwrite flags
+    alone: it is foreseen once for each distinct start, and shared (a new sweep of
+    100,000 records has a handful)."""
     outlooks: dict[Record, list[Outlook]] = {}
+    shared: dict[tuple[object, ...], tuple[Provenance, Outlook]] = {}
     for step in plan.steps:
         record = step.record
         calls = outlooks.get(record)
@@ -39,10 +45,30 @@ def foresee_plan(plan: Plan, cache: Cache | None) -> dict[Record, list[Outlook]]
             calls = outlooks[record] = []
         if step.copy_of is not None:
             copy_provenance(step.copy_of, record)
+        flags = _flags_unless_held(record, cache)
         for call in step.calls:
+            key = None
+            if flags is not None and not (call.spec.is_aggregate or call.args or call.kwargs):
+                key = (id(call), record._provenance, flags)
+                known = shared.get(key)
+                if known is not None:
+                    record._provenance, outlook = known
+                    calls.append(outlook)
+                    continue
             found = foresee(call.spec, record, call.group, call.args, call.kwargs, cache)
-            calls.append(Outlook(call.spec.name, _verdict(found)))
+            outlook = Outlook(call.spec.name, _verdict(found))
+            if key is not None and outlook.verdict != "overwrite":  # each is its own start
+                shared[key] = (record._provenance, outlook)
+            calls.append(outlook)
     return outlooks
+
+
+def _flags_unless_held(record: Record, cache: Cache | None) -> tuple[bool, bool] | None:
+    """What a lookup for ``record`` decides by, when the cache holds nothing of it (else
+    ``None``: its entries must be read)."""
+    if cache is not None and cache.may_hold(record.hash):
+        return None
+    return record.may_use_cache, record.params is not None and record.params.overwrite
 
 
 def _verdict(found: Hit | Miss | None) -> str:
