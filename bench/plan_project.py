@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .stages import BenchParams, experiment_cached, params_of
-from .workloads import Task
+from .stages import BenchParams, experiment_cached
 
 
 def get_params() -> list[BenchParams]:
-    """``$BENCH_PLAN_RECORDS`` tiny parameter sets."""
+    """``$BENCH_PLAN_RECORDS`` tiny parameter sets, made as a user would write them (those
+    of :func:`~bench.stages.params_of`, without the bench's own task objects)."""
     return [
-        params_of("plan", Task("tiny", i)) for i in range(int(os.environ["BENCH_PLAN_RECORDS"]))
+        BenchParams(name=f"plan-{i}", index=i) for i in range(int(os.environ["BENCH_PLAN_RECORDS"]))
     ]
 
 

@@ -345,7 +345,7 @@ class Cache:
         An entry curifactory wrote (no metadata of ours) is adopted as it is."""
         meta_path = self._meta_path(entry)
         try:
-            stored = json.loads(meta_path.read_text(encoding="utf-8"))
+            stored = json.loads(_small_file_bytes(meta_path))
             files = stored["outputs"]
         except FileNotFoundError:
             return self._adopt(entry, upstream)
@@ -541,9 +541,10 @@ class ListedCache(Cache):
             names = os.listdir(cache.directory)
         except FileNotFoundError:
             names = []
-        start = len(cache.prefix) + 1
+        head = f"{cache.prefix}_"
+        start = len(head)
         hashes = frozenset(
-            name[start:].partition("_")[0] for name in names if name.startswith(f"{cache.prefix}_")
+            {name[start:].partition("_")[0] for name in names if name.startswith(head)}
         )
         fields = {field.name: getattr(cache, field.name) for field in dataclasses.fields(cache)}
         return cls(**{**fields, "hashes": hashes})
@@ -591,6 +592,23 @@ def _holds(path: Path, representations: dict[str, dict[str, str]]) -> bool:
     return isinstance(registry, dict) and all(
         registry.get(key) == value for key, value in representations.items()
     )
+
+
+def _small_file_bytes(path: Path) -> bytes:
+    """The bytes of a small file, such as an entry's metadata, read without a buffered
+    file object (half the cost: a lookup reads one per stage call, a cached sweep
+    hundreds of thousands)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(descriptor, _SMALL_FILE)]
+        while len(chunks[-1]) == _SMALL_FILE:  # a regular file reads short only at its end
+            chunks.append(os.read(descriptor, _SMALL_FILE))
+    finally:
+        os.close(descriptor)
+    return b"".join(chunks)
+
+
+_SMALL_FILE = 1 << 16
 
 
 def _stamp_of(path: Path) -> Stamp:
