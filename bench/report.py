@@ -215,6 +215,13 @@ def scale_table(scale: Mapping[str, Any]) -> str:
             f"| parafactory plan of {command['records']:,} records × 2 cached stages "
             f"(process start to totals) | {command['median_seconds']:.3f} s |"
         )
+    cached_plan = scale.get("plan_command_cached")
+    if cached_plan:
+        lines.append(
+            f"| parafactory plan of {cached_plan['records']:,} records × 2 stages, all cached "
+            f"| {cached_plan['median_seconds']:.3f} s "
+            f"({cached_plan['us_per_stage_call']:.1f} µs per stage call) |"
+        )
     for figure in scale.get("growth", []):
         lines.append(
             f"| warm run of {figure['records']:,} tiny records | "
