@@ -57,7 +57,7 @@ def foresee_plan(plan: Plan, cache: Cache | None) -> dict[Record, list[Outlook]]
                     continue
             found = foresee(call.spec, record, call.group, call.args, call.kwargs, cache)
             outlook = Outlook(call.spec.name, _verdict(found))
-            if key is not None and outlook.verdict != "overwrite":  # each is its own start
+            if key is not None:
                 shared[key] = (record._provenance, outlook)
             calls.append(outlook)
     return outlooks

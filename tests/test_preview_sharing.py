@@ -1,0 +1,91 @@
+"""``parafactory plan`` shares what it foresees across records the cache holds nothing for:
+the outlooks must be exactly those of foreseeing every call on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from cache_stages import Sweep, manager_for, sweep
+from parafactory import ArtifactManager, PickleCacher, Record, aggregate, stage
+from parafactory._cli import preview
+from parafactory._model.cache import ListedCache
+
+
+@stage(outputs=["a"], cachers=[PickleCacher()])
+def start(record, offset=0):
+    return (record.params.value if record.params else 0) + offset
+
+
+@stage(inputs=["a"], outputs=["b"], cachers=[PickleCacher()])
+def grow(record, a):
+    return a + 1
+
+
+@stage(inputs=["b"], outputs=["c"])
+def show(record, b):
+    """Not cached."""
+    return str(b)
+
+
+@stage(inputs=["b"], outputs=["d"], cachers=[PickleCacher()])
+def double(record, b):
+    return 2 * b
+
+
+@aggregate(inputs=["b"], outputs=["t"], cachers=[PickleCacher()])
+def tally(record, records, b):
+    return sum(b.values())
+
+
+def mixed_experiment(param_sets: list[Sweep], manager: ArtifactManager) -> None:
+    """Chains from different starts (extra arguments), branches under parameters of their
+    own, an uncached stage, an aggregate over half the records with a stage after it, and
+    records with and without parameters making the same calls."""
+    records = []
+    for i, params in enumerate(param_sets):
+        record = start(Record(manager, params), offset=i % 3)
+        grow(record)
+        if i % 4 == 1:
+            record = record.make_copy(Sweep(name=f"copy{i}", value=i))
+        double(record)
+        show(record)
+        records.append(record)
+    start(tally(Record(manager, None), records[: len(records) // 2]), offset=1)
+    grow(start(Record(manager, None)))
+    size = len(param_sets)  # new in each sweep: the calls just made without parameters
+    for late in (Sweep(name="late", value=-size), Sweep(name="late!", value=size, overwrite=True)):
+        grow(start(Record(manager, late)))
+
+
+def outlooks(tmp_path, param_sets, *, shared, monkeypatch, **options):
+    """Each record's name and outlooks, foreseen as ``parafactory plan`` does."""
+    with monkeypatch.context() as patch:
+        if not shared:
+            patch.setattr(preview, "_flags_unless_held", lambda record, cache: None)
+        manager = manager_for(tmp_path, dry=True, **options)
+        cache = ListedCache.of(manager.cache_settings())
+        found = preview.foresee_plan(manager.plan(mixed_experiment, param_sets), cache)
+    return [(record.name, calls) for record, calls in found.items()]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"overwrite_stages": ["grow"]}, {"overwrite": True}],
+    ids=["plain", "overwrite-stage", "overwrite-all"],
+)
+def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, options):
+    markers = tmp_path / "markers"
+    manager_for(tmp_path).run(mixed_experiment, sweep(markers, 6), n_jobs=1)  # half cached
+    param_sets = sweep(markers, 12)
+    for index in (1, 5, 9):  # new records, two of them branching into cached ones
+        param_sets[index].value += 100
+    for index in (3, 8):  # a cached and a new record that ask to be recomputed
+        param_sets[index].overwrite = True
+
+    found = outlooks(tmp_path, param_sets, shared=True, monkeypatch=monkeypatch, **options)
+    expected = outlooks(tmp_path, param_sets, shared=False, monkeypatch=monkeypatch, **options)
+
+    assert found == expected
+    verdicts = {outlook.verdict for _, calls in found for outlook in calls}
+    if not options:  # every kind of call was there to share, or not
+        assert {"new", "cached", "overwrite", "not cached", "no parameters"} <= verdicts
