@@ -479,3 +479,98 @@ def test_the_preview_shares_work_only_where_the_cache_holds_nothing(sweeps):
     did = sweeps.check(experiment, params, 2)
     counted = verdicts(did)
     assert counted[LOAD] and counted["compute: new"] and counted["compute: overwrite"]
+
+
+# -- the command line, end to end ---------------------------------------------------------------
+
+CLI_FILES = {
+    "experiments/branches.py": (
+        "import preview_stages\n\n\n"
+        "def run(param_sets, manager):\n"
+        "    preview_stages.everything(param_sets, manager, [])\n"
+    ),
+    "params/few.py": (
+        "from preview_stages import Point\n\n\n"
+        "def get_params():\n"
+        "    return [Point(name=f'p{x:02d}', x=x) for x in range(3)]\n"
+    ),
+    "params/more.py": (
+        "from preview_stages import Point\n\n\n"
+        "def get_params():\n"
+        "    return [Point(name=f'p{x:02d}', x=x, overwrite=x == 1) for x in range(5)]\n"
+    ),
+}
+TALLY = re.compile(r"\[INFO\] parafactory: stage '(\w+)': (.*)$", re.M)
+TALLY_PART = re.compile(r"(\d+) (computed|loaded from cache|recomputed because (.*?) \((.*?)\))")
+
+
+def plan_calls(stdout: str) -> list[tuple[str, str, str]]:
+    """``(record, stage, how)`` for each stage call ``parafactory plan`` printed."""
+    calls, record = [], ""
+    for line in stdout.splitlines()[:-1]:
+        if line.startswith("    "):
+            stage, how = line.split(maxsplit=1)
+            calls.append((record, stage, how))
+        else:
+            record = line
+    return calls
+
+
+def said_by_stage(calls: list[tuple[str, str, str]]) -> dict[str, collections.Counter]:
+    """Per stage, how many calls load, compute with nothing cached, or recompute (by why
+    and record): what a run's log says at its end."""
+    said: dict[str, collections.Counter] = {}
+    for record, stage, how in calls:
+        kind = how.removeprefix("compute: ")
+        plain = kind in ("new", "no parameters", "not cached")
+        key = LOAD if how == LOAD else "computed" if plain else (kind, record)
+        said.setdefault(stage, collections.Counter())[key] += 1
+    return said
+
+
+def logged_by_stage(log: str) -> dict[str, collections.Counter]:
+    """The same, from the run log's line per stage."""
+    logged: dict[str, collections.Counter] = {}
+    for stage, parts in TALLY.findall(log):
+        counted = logged.setdefault(stage, collections.Counter())
+        for count, what, why, names in TALLY_PART.findall(parts):
+            if why:
+                for name in re.findall(r"'([^']+)'", names):
+                    counted[(REASONS[why], name)] += 1
+            else:
+                counted[LOAD if what == "loaded from cache" else what] += int(count)
+    return logged
+
+
+def test_the_command_line_plan_says_what_the_command_line_run_does(tmp_path):
+    from test_cli import environment, parafactory_command  # the console script, as a user runs it
+
+    project = tmp_path / "project"
+    for name, text in CLI_FILES.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text, encoding="utf-8")
+    tests = str(Path(__file__).parent)  # preview_stages, for the command and its workers
+    path = os.pathsep.join([tests, *filter(None, [environment().get("PYTHONPATH")])])
+
+    def command(*args: str) -> str:
+        completed = parafactory_command(project, *args, PYTHONPATH=path)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+    assert command("run", "branches", "-p", "few", "-j", "2", "--quiet")
+    executions = project / "data/executions"
+    before = len(os.listdir(executions))
+    options = ["branches", "-p", "more", "--overwrite-stage", "total"]
+    plan = command("plan", *options)
+    calls = plan_calls(plan)
+    said = said_by_stage(calls)
+    assert said["total"] == {("overwrite", "record #12"): 1, ("overwrite", "record #13"): 1}
+    assert said["fit"][("overwrite", "p01")] == 1
+    assert said["load"] == {LOAD: 3, ("overwrite", "p01"): 1, "computed": 2}
+
+    command("run", *options, "-j", "2", "--quiet")
+    (log,) = [path for path in (project / "logs").iterdir() if "_2_" in path.name]
+    assert logged_by_stage(log.read_text(encoding="utf-8")) == said
+    computed = sum(how != LOAD for _, _, how in calls)
+    assert len(os.listdir(executions)) - before == computed
+    assert f", {computed} to compute (" in plan.splitlines()[-1]
