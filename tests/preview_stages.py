@@ -160,3 +160,34 @@ def everything(
     publish(total(made_record(made, manager, None)))
     publish(total(made_record(made, manager, None), [*records[:2], hidden]))
     best(made_record(made, manager, None), records)
+
+
+def group_with_a_bare_record(param_sets: Sequence[Point], manager: Any, made: list[Record]) -> None:
+    """``total`` then ``publish`` over the chains of all parameter sets but the last, and
+    a record of the last on which no stage runs (its state has no ``score``)."""
+    records = [score(fit(load(made_record(made, manager, p)))) for p in param_sets[:-1]]
+    bare = made_record(made, manager, param_sets[-1])
+    publish(total(made_record(made, manager, None), [*records, bare]))
+
+
+def equal_parameters(param_sets: Sequence[Point], manager: Any, made: list[Record]) -> None:
+    """Records storing one cache entry in one run: a branch with its record's parameters
+    scores before its record does, and each of the first two parameter sets has a second
+    record."""
+    for params in param_sets:
+        record = fit(load(made_record(made, manager, params)))
+        twin = record.make_copy()
+        made.append(twin)
+        score(twin)
+        score(record)
+    for params in param_sets[:2]:
+        score(fit(load(made_record(made, manager, params))))
+
+
+def called_twice(param_sets: Sequence[Point], manager: Any, made: list[Record]) -> None:
+    """``fit`` twice on each record, the second time from the first one's model: in two
+    chains (a run tells the reasons of one chain's calls apart by stage only)."""
+    for params in param_sets:
+        record = fit(load(made_record(made, manager, params)))
+        made.append(record.make_copy(add_to_manager=False))  # the next call: a new chain
+        fit(record)
