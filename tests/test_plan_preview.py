@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import importlib
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -447,6 +448,26 @@ def test_damaged_files_recompute_their_stage(sweeps, n_jobs):
     assert did["2 p01"][-1] == "score compute: damaged"
     assert did["9 record #8"] == ["total compute: damaged", "publish load from cache"]
     assert "compute: damaged" not in verdicts(sweeps.check(experiment, points(3), n_jobs))
+
+
+# -- entries curifactory wrote ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_jobs", JOBS)
+def test_entries_curifactory_wrote_load_and_the_plan_writes_nothing(sweeps, n_jobs):
+    experiment = Experiment(preview_stages.chain)
+    sweeps.preview(experiment, points(2))  # the records' hashes
+    sweeps.cache_dir.mkdir(parents=True)
+    for record in experiment.made:  # as curifactory caches: each output with its metadata
+        data = sweeps.cache_dir / f"{NAME}_{record.hash}_load_data.pkl"
+        data.write_bytes(pickle.dumps([record.params.x, 0]))
+        data.with_name(f"{data.stem}_metadata.json").write_text('{"stage": "load"}', "utf-8")
+    listed = sorted(os.listdir(sweeps.cache_dir))
+
+    said = sweeps.preview(experiment, points(2))
+    assert sorted(os.listdir(sweeps.cache_dir)) == listed
+    assert said["0 p00"][:2] == ["load load from cache", "fit compute: new"]
+    assert sweeps.run(experiment, points(2), n_jobs) == said
 
 
 # -- sweeps: partly cached, and many records sharing their calls --------------------------------
