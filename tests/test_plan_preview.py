@@ -413,6 +413,16 @@ def test_code_edits_upstream_and_downstream(sweeps, edited, n_jobs):
     did = sweeps.check(experiment(), points(3), n_jobs)
     assert did["9 record #8"] == ["total load from cache", "publish compute: code changed"]
 
+    edited.edit("describe")  # not cached, but what follows it was made after it
+    did = sweeps.check(experiment(), points(3), n_jobs)
+    assert did["0 p00"] == [
+        "load load from cache",
+        "fit load from cache",
+        "describe compute: not cached",
+        "score compute: upstream changed",
+    ]
+    assert did["1 p00_branch"][0] == "fit compute: upstream changed"
+
 
 # -- damaged cache files ------------------------------------------------------------------------
 
