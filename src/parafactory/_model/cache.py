@@ -402,8 +402,7 @@ class Cache:
         )
         provenance = provenance_after(upstream, entry.stage, entry.code, entry.arguments)
         stamps = {output: _stamp_of(path) for output, path in paths.items()}
-        with contextlib.suppress(OSError):  # a read-only cache adopts again next time
-            self._write_meta(entry, stamps, upstream, provenance)
+        self._keep_adopted(entry, stamps, upstream, provenance)
         meta_path = self._meta_path(entry)
         found = {
             output: Artifact(
@@ -455,6 +454,13 @@ class Cache:
         removed = remove_dead(self.directory, _TEMPORARY)
         if removed:
             logger.info("removed %d temporary files of dead runs from %s", removed, self.directory)
+
+    def _keep_adopted(
+        self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
+    ) -> None:
+        """Write the metadata of an entry adopted from curifactory's cache."""
+        with contextlib.suppress(OSError):  # a read-only cache adopts again next time
+            self._write_meta(entry, stamps, upstream, provenance)
 
     def _write_meta(
         self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
@@ -530,7 +536,8 @@ class ListedCache(Cache):
     large sweep): entries of a record hash that no file name holds are new without a look
     at the disk; others are looked up as usual. Outputs a cacher keeps outside the
     directory (a ``path`` override) are not seen, so such entries of curifactory's, which
-    have no metadata of ours, show as new."""
+    have no metadata of ours, show as new. It writes nothing: an entry of curifactory's
+    gets metadata of ours when a run adopts it."""
 
     hashes: frozenset[str] = frozenset()  # the record hashes the directory's file names hold
 
@@ -551,6 +558,11 @@ class ListedCache(Cache):
 
     def may_hold(self, record_hash: str) -> bool:
         return record_hash in self.hashes
+
+    def _keep_adopted(
+        self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
+    ) -> None:
+        """A preview writes nothing: the run adopts the entry."""
 
 
 def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str) -> dict[str, Any]:
