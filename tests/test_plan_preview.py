@@ -530,9 +530,9 @@ def test_the_preview_shares_work_only_where_the_cache_holds_nothing(sweeps, body
 
 @pytest.mark.xfail(
     strict=True,
-    reason="calls of one stage on one hash in independent chains: the preview says each "
-    "computes as new; the run loads what the first of them to run stored, in the "
-    "scheduler's order (not the plan's; workers may even run them at once)",
+    reason="calls of one stage on one hash in independent chains: the preview has the first "
+    "of them in the plan's order store the entry the others load; the run has the first to "
+    "run store it, in the scheduler's order (workers may even run them at once)",
 )
 def test_records_of_equal_parameters_store_one_entry(sweeps):
     experiment = Experiment(preview_stages.equal_parameters)
@@ -540,13 +540,6 @@ def test_records_of_equal_parameters_store_one_entry(sweeps):
     assert first["6 p00"][:2] == ["load load from cache", "fit load from cache"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a stage called twice on one record from different upstreams: the preview "
-    "foresees the second call against the cache as it is, but the first call stores its "
-    "entry over it first (a first run: 'new' where the run says 'upstream changed'; a "
-    "rerun: 'load from cache' where the run recomputes)",
-)
 @pytest.mark.parametrize("n_jobs", JOBS)
 def test_a_stage_called_twice_on_a_record_finds_what_its_first_call_stored(sweeps, n_jobs):
     experiment = Experiment(preview_stages.called_twice)

@@ -3,9 +3,11 @@ the outlooks must be exactly those of foreseeing every call on its own."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from cache_stages import Sweep, manager_for, sweep
+from cache_stages import Sweep, cache_dir_of, manager_for, sweep
 from parafactory import ArtifactManager, PickleCacher, Record, aggregate, stage
 from parafactory._cli import preview
 from parafactory._model.cache import ListedCache
@@ -37,34 +39,46 @@ def tally(record, records, b):
     return sum(b.values())
 
 
-def mixed_experiment(param_sets: list[Sweep], manager: ArtifactManager) -> None:
+def mixed_experiment(
+    param_sets: list[Sweep], manager: ArtifactManager, *, aggregated: slice
+) -> None:
     """Chains from different starts (extra arguments), branches under parameters of their
-    own, an uncached stage, an aggregate over half the records with a stage after it, and
-    records with and without parameters making the same calls."""
+    own, an uncached stage, an aggregate over half the records with a stage after it, a
+    stage called twice on a record, and records with and without parameters making the
+    same calls."""
     records = []
     for i, params in enumerate(param_sets):
-        record = start(Record(manager, params), offset=i % 3)
+        record = Record(manager, params)
+        start(record, offset=1) if i % 3 == 1 else start(record)
         grow(record)
         if i % 4 == 1:
             record = record.make_copy(Sweep(name=f"copy{i}", value=i))
         double(record)
         show(record)
         records.append(record)
-    start(tally(Record(manager, None), records[: len(records) // 2]), offset=1)
+    start(tally(Record(manager, None), records[aggregated]), offset=1)
+    for record in [*records[::2], *records[1::4]]:  # again, over what a first call stored
+        grow(record)  # (after the aggregate read it, or on a branch that never called it)
     grow(start(Record(manager, None)))
     size = len(param_sets)  # new in each sweep: the calls just made without parameters
     for late in (Sweep(name="late", value=-size), Sweep(name="late!", value=size, overwrite=True)):
         grow(start(Record(manager, late)))
 
 
-def outlooks(tmp_path, param_sets, *, shared, monkeypatch, **options):
+def outlooks(tmp_path, experiment, param_sets, *, shared, monkeypatch, **options):
     """Each record's name and outlooks, foreseen as ``parafactory plan`` does."""
     with monkeypatch.context() as patch:
         if not shared:
-            patch.setattr(preview, "_flags_unless_held", lambda record, cache: None)
+            enter = preview._Foresight.enter
+
+            def enter_sharing_nothing(foresight, step):
+                enter(foresight, step)
+                foresight.flags = None  # as for a step that shares nothing
+
+            patch.setattr(preview._Foresight, "enter", enter_sharing_nothing)
         manager = manager_for(tmp_path, dry=True, **options)
         cache = ListedCache.of(manager.cache_settings())
-        found = preview.foresee_plan(manager.plan(mixed_experiment, param_sets), cache)
+        found = preview.foresee_plan(manager.plan(experiment, param_sets), cache)
     return [(record.name, calls) for record, calls in found.items()]
 
 
@@ -73,17 +87,30 @@ def outlooks(tmp_path, param_sets, *, shared, monkeypatch, **options):
     [{}, {"overwrite_stages": ["grow"]}, {"overwrite": True}],
     ids=["plain", "overwrite-stage", "overwrite-all"],
 )
-def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, options):
+@pytest.mark.parametrize(
+    "aggregated",
+    [slice(None, None, 2), slice(None, 6)],
+    ids=["aggregate-over-new-records", "aggregate-over-cached-records"],
+)
+def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, options, aggregated):
+    experiment = functools.partial(mixed_experiment, aggregated=aggregated)
     markers = tmp_path / "markers"
-    manager_for(tmp_path).run(mixed_experiment, sweep(markers, 6), n_jobs=1)  # half cached
+    manager_for(tmp_path).run(experiment, sweep(markers, 6), n_jobs=1)  # half cached
+    damaged = sweep(markers, 6)[4].params_hash()  # one cached record loses an entry
+    for path in cache_dir_of(tmp_path).glob(f"*_{damaged}_grow*"):
+        path.unlink()
     param_sets = sweep(markers, 12)
     for index in (1, 5, 9):  # new records, two of them branching into cached ones
         param_sets[index].value += 100
     for index in (3, 8):  # a cached and a new record that ask to be recomputed
         param_sets[index].overwrite = True
 
-    found = outlooks(tmp_path, param_sets, shared=True, monkeypatch=monkeypatch, **options)
-    expected = outlooks(tmp_path, param_sets, shared=False, monkeypatch=monkeypatch, **options)
+    found = outlooks(
+        tmp_path, experiment, param_sets, shared=True, monkeypatch=monkeypatch, **options
+    )
+    expected = outlooks(
+        tmp_path, experiment, param_sets, shared=False, monkeypatch=monkeypatch, **options
+    )
 
     assert found == expected
     verdicts = {outlook.verdict for _, calls in found for outlook in calls}

@@ -12,8 +12,8 @@ import collections
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .._core.plan import Plan
-from .._model.cache import Cache, Hit, Miss, Provenance
+from .._core.plan import Call, Plan, Step
+from .._model.cache import Hit, ListedCache, Miss, Provenance
 from .._model.records import Record, copy_provenance
 from .._model.stages import foresee
 
@@ -28,47 +28,94 @@ class Outlook(NamedTuple):
     verdict: str  # CACHED, or why it computes: a MissKind or NOT_CACHED
 
 
-def foresee_plan(plan: Plan, cache: Cache | None) -> dict[Record, list[Outlook]]:
+def foresee_plan(plan: Plan, cache: ListedCache) -> dict[Record, list[Outlook]]:
     """Each record of ``plan`` (hidden ones too, in the order they were made) with what
-    each of its stage calls would do.
-
-    A plain stage call on a record the cache holds nothing for is decided without the
-    disk, by the call, the provenance it starts from and the record's overwrite flags
-    alone: it is foreseen once for each distinct start, and shared (a new sweep of
-    100,000 records has a handful)."""
+    each of its stage calls would do."""
     outlooks: dict[Record, list[Outlook]] = {}
-    shared: dict[tuple[object, ...], tuple[Provenance, Outlook]] = {}
+    foresight = _Foresight(plan, cache)
     for step in plan.steps:
-        record = step.record
-        calls = outlooks.get(record)
+        calls = outlooks.get(step.record)
         if calls is None:
-            calls = outlooks[record] = []
-        if step.copy_of is not None:
-            copy_provenance(step.copy_of, record)
-        flags = _flags_unless_held(record, cache)
-        for call in step.calls:
-            key = None
-            if flags is not None and not (call.spec.is_aggregate or call.args or call.kwargs):
-                key = (id(call), record._provenance, flags)
-                known = shared.get(key)
-                if known is not None:
-                    record._provenance, outlook = known
-                    calls.append(outlook)
-                    continue
-            found = foresee(call.spec, record, call.group, call.args, call.kwargs, cache)
-            outlook = Outlook(call.spec.name, _verdict(found))
-            if key is not None:
-                shared[key] = (record._provenance, outlook)
-            calls.append(outlook)
+            calls = outlooks[step.record] = []
+        foresight.enter(step)
+        calls += [foresight.outlook(call) for call in step.calls]
     return outlooks
 
 
-def _flags_unless_held(record: Record, cache: Cache | None) -> tuple[bool, bool] | None:
-    """What a lookup for ``record`` decides by, when the cache holds nothing of it (else
-    ``None``: its entries must be read)."""
-    if cache is not None and cache.may_hold(record.hash):
-        return None
-    return record.may_use_cache, record.params is not None and record.params.overwrite
+class _Foresight:
+    """Foresees the calls of one step after another, as the run will make them.
+
+    Calls that would compute store their entries with the cache, for the calls after them
+    to find. A step whose entries no later call looks up shares its calls' outcomes with
+    other such steps: its record's last, on a record of a hash of its own that the cache
+    holds nothing of, of plain calls of distinct stages. Its calls are then decided by the
+    call, the provenance it starts from and the record's overwrite flags alone: each is
+    foreseen once for each distinct start (a new sweep of 100,000 records has a handful).
+    """
+
+    def __init__(self, plan: Plan, cache: ListedCache) -> None:
+        self.cache = cache
+        self.shared: dict[tuple[object, ...], tuple[Provenance, Outlook]] = {}
+        self.last_steps = {step.record: step for step in plan.steps}
+        hashes = collections.Counter(record.hash for record in self.last_steps)
+        self.lone_hashes = {record_hash for record_hash, count in hashes.items() if count == 1}
+        self.plain: dict[tuple[int, int], bool] = {}  # see _plain_and_distinct
+        self.record: Record | None = None
+        self.flags: tuple[bool, bool] | None = None  # None: the step shares nothing
+
+    def enter(self, step: Step) -> None:
+        """The calls to come are ``step``'s."""
+        record = self.record = step.record
+        if step.copy_of is not None:
+            copy_provenance(step.copy_of, record)
+        self.flags = None
+        if self._shares(step):
+            overwrite = record.params is not None and record.params.overwrite
+            self.flags = record.may_use_cache, overwrite
+
+    def outlook(self, call: Call) -> Outlook:
+        """What ``call`` would do, leaving the record as the call would."""
+        record = self.record
+        assert record is not None
+        if self.flags is None:
+            return _outlook_of(call, record, self.cache)
+        key = (id(call), record._provenance, self.flags)
+        known = self.shared.get(key)
+        if known is None:
+            outlook = _outlook_of(call, record, self.cache)
+            self.shared[key] = (record._provenance, outlook)  # as the call left it
+            return outlook
+        record._provenance = known[0]
+        return known[1]
+
+    def _shares(self, step: Step) -> bool:
+        if self.last_steps[step.record] is not step:
+            return False
+        record_hash = step.record.hash
+        return (
+            record_hash in self.lone_hashes
+            and not self.cache.may_hold(record_hash)
+            and self._plain_and_distinct(step)
+        )
+
+    def _plain_and_distinct(self, step: Step) -> bool:
+        """Whether the step's calls are without arguments, each of a stage of its own; the
+        same for every step ending at the same node of the plan's tree of call sequences
+        with as many calls (each sequence is looked at once)."""
+        key = (id(step.path), len(step.calls))
+        plain = self.plain.get(key)
+        if plain is None:
+            specs = {id(call.spec) for call in step.calls if not (call.args or call.kwargs)}
+            plain = len(specs) == len(step.calls) and not any(
+                call.spec.is_aggregate for call in step.calls
+            )
+            self.plain[key] = plain
+        return plain
+
+
+def _outlook_of(call: Call, record: Record, cache: ListedCache) -> Outlook:
+    found = foresee(call.spec, record, call.group, call.args, call.kwargs, cache)
+    return Outlook(call.spec.name, _verdict(found))
 
 
 def _verdict(found: Hit | Miss | None) -> str:

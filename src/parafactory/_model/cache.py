@@ -537,9 +537,14 @@ class ListedCache(Cache):
     at the disk; others are looked up as usual. Outputs a cacher keeps outside the
     directory (a ``path`` override) are not seen, so such entries of curifactory's, which
     have no metadata of ours, show as new. It writes nothing: an entry of curifactory's
-    gets metadata of ours when a run adopts it."""
+    gets metadata of ours when a run adopts it; an entry a call is foreseen to store
+    (:meth:`foreseen_entries`) is what later calls find, as they will in the run."""
 
     hashes: frozenset[str] = frozenset()  # the record hashes the directory's file names hold
+    # record hash -> stage -> the metadata a call foreseen to compute would store
+    foreseen: dict[str, dict[str, ForeseenEntry]] = dataclasses.field(
+        default_factory=dict, compare=False
+    )
 
     @classmethod
     def of(cls, cache: Cache) -> ListedCache:
@@ -557,12 +562,36 @@ class ListedCache(Cache):
         return cls(**{**fields, "hashes": hashes})
 
     def may_hold(self, record_hash: str) -> bool:
-        return record_hash in self.hashes
+        return record_hash in self.hashes or record_hash in self.foreseen
+
+    def lookup(self, entry: Entry, upstream: str) -> Hit | Miss:
+        stored = self.foreseen.get(entry.record_hash, {}).get(entry.stage)
+        if stored is None:
+            return super().lookup(entry, upstream)
+        stale = _staleness(entry, stored._asdict(), upstream)
+        return Hit({}, stored.provenance) if stale is None else stale
+
+    def foreseen_entries(self, record_hash: str) -> dict[str, ForeseenEntry]:
+        """The entries of ``record_hash`` calls are foreseen to store, by stage, for more
+        to be added: a call foreseen to compute stores its entry, over any on disk."""
+        entries = self.foreseen.get(record_hash)
+        if entries is None:
+            entries = self.foreseen[record_hash] = {}
+        return entries
 
     def _keep_adopted(
         self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     ) -> None:
         """A preview writes nothing: the run adopts the entry."""
+
+
+class ForeseenEntry(NamedTuple):
+    """The metadata a call foreseen to compute would store, as far as lookups read it."""
+
+    code: str | None
+    upstream: str
+    arguments: str
+    provenance: str
 
 
 def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str) -> dict[str, Any]:

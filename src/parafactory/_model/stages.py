@@ -24,8 +24,10 @@ from .cache import (
     Cache,
     Cacher,
     Entry,
+    ForeseenEntry,
     Hit,
     Lazy,
+    ListedCache,
     Miss,
     Provenance,
     code_fingerprint,
@@ -265,19 +267,28 @@ def foresee(
     records: Sequence[Record] | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    cache: Cache | None,
+    cache: ListedCache,
 ) -> Hit | Miss | None:
     """What :func:`execute` would find in the cache for this call, without running the
     stage, loading anything or logging: a :class:`Hit`, a :class:`Miss` saying why the
     stage would compute, or ``None`` for a stage that is not cached. The record is left
-    with the provenance (and, for an aggregate, the hash) the call would give it, so the
-    calls after it are foreseen as they would run."""
+    with the provenance (and, for an aggregate, the hash) the call would give it, and a
+    call that would compute leaves the entry it would store with ``cache``, so the calls
+    after it are foreseen as they would run."""
     group = list(records) if records is not None else []
     upstream, arguments, found = _consult_cache(spec, record, group, args, kwargs, cache)
     if isinstance(found, Hit):
         record._provenance = found.provenance
-    else:
-        record._provenance = _recomputed(found, (upstream, spec.name, spec.fingerprint, arguments))
+        return found
+    record._provenance = _recomputed(found, (upstream, spec.name, spec.fingerprint, arguments))
+    if found is not None:  # a cached stage: the run stores what it computes
+        stored = ForeseenEntry(
+            spec.fingerprint,
+            provenance_digest(upstream),
+            arguments,
+            provenance_digest(record._provenance),
+        )
+        cache.foreseen_entries(record.hash)[spec.name] = stored
     return found
 
 
