@@ -4,6 +4,7 @@ the outlooks must be exactly those of foreseeing every call on its own."""
 from __future__ import annotations
 
 import functools
+import random
 
 import pytest
 
@@ -116,3 +117,73 @@ def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, opt
     verdicts = {outlook.verdict for _, calls in found for outlook in calls}
     if not options:  # every kind of call was there to share, or not
         assert {"new", "cached", "overwrite", "not cached", "no parameters"} <= verdicts
+
+
+@stage(inputs=["b"], outputs=["d"])
+def note(record, b, text=""):
+    """Not cached, with an argument."""
+    return f"{text}{b}"
+
+
+@stage(outputs=["label"])
+def label(record, text=""):
+    """Not cached, reading nothing: a record may start with calls that store nothing."""
+    return text
+
+
+NEEDS = {start: "", grow: "a", double: "b", show: "b", note: "b", label: ""}  # what each reads
+
+
+def random_calls(rng, record, have):
+    """One to four calls whose inputs the record has, some with arguments."""
+    for _ in range(rng.randint(1, 4)):
+        call = rng.choice([stage for stage, need in NEEDS.items() if need in have])
+        if call is start and rng.random() < 0.3:
+            start(record, offset=rng.randint(0, 1))
+        elif call in (note, label):
+            call(record, text=rng.choice("xy"))
+        else:
+            call(record)
+        have |= set(call.spec.outputs)
+
+
+def random_experiment(seed):
+    """Chains of random calls on records of parameter sets taken with repeats (equal
+    hashes), records without parameters, copies, and aggregates with calls after them."""
+
+    def experiment(param_sets, manager):
+        rng = random.Random(seed)
+        records = []
+        for _ in range(len(param_sets) + 4):
+            params = rng.choice([*param_sets, None])
+            record, have = Record(manager, params), {""}
+            random_calls(rng, record, have)
+            if rng.random() < 0.2:
+                record = record.make_copy(rng.choice(param_sets))
+                random_calls(rng, record, have)
+            records.append((record, have))
+            if rng.random() < 0.15:  # some records so far, aggregated (over those with "b")
+                group = rng.sample([member for member, _ in records], min(3, len(records)))
+                start(tally(Record(manager, None), group))
+        for record, have in rng.sample(records, 4):  # later steps for some
+            random_calls(rng, record, have)
+
+    return experiment
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_shared_foresight_equals_foreseeing_each_call_in_random_experiments(
+    tmp_path, monkeypatch, seed
+):
+    markers = tmp_path / "markers"
+    pool = [
+        Sweep(name=f"p{i}", value=i, marker_dir=str(markers), overwrite=i % 7 == 3)
+        for i in range(14)
+    ]
+    experiment = random_experiment(seed)
+    manager_for(tmp_path).run(experiment, pool[:7], n_jobs=1, errors="continue")
+
+    found = outlooks(tmp_path, experiment, pool, shared=True, monkeypatch=monkeypatch)
+    expected = outlooks(tmp_path, experiment, pool, shared=False, monkeypatch=monkeypatch)
+
+    assert found == expected
