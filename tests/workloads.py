@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from parafactory import ExperimentParameters, Record, aggregate, stage
+from parafactory import ExperimentParameters, PickleCacher, Record, aggregate, stage
 
 # -- the seed notebook's example ---------------------------------------------------------
 
@@ -271,6 +271,31 @@ def failing_experiment(param_sets, manager):
     collect_refined(Record(manager, None))
     for record in records:
         after_aggregate(record)
+
+
+# Cached, for failures on a first run and on its cached rerun: "bad" records fail in
+# keep_or_fail, those of group "fail-in-double" in keep_double (holding "kept").
+
+
+@stage(inputs=None, outputs=["kept"], cachers=[PickleCacher()])
+def keep_or_fail(record):
+    if record.params.fail:
+        raise WorkloadError(f"boom on purpose in {record.params.name}")
+    return record.params.value
+
+
+@stage(inputs=["kept"], outputs=["doubled"], cachers=[PickleCacher()])
+def keep_double(record, kept):
+    if record.params.group == "fail-in-double":
+        raise WorkloadError(f"keep_double refused {record.params.name}")
+    return 2 * kept
+
+
+def copying_experiment(param_sets, manager):
+    """Each record's copy (named ``{name}-copy``) doubles what its original kept."""
+    for params in param_sets:
+        original = keep_or_fail(Record(manager, params))
+        keep_double(original.make_copy(dataclasses.replace(params, name=f"{params.name}-copy")))
 
 
 # -- planning ---------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class RunGraph:
         self._why: dict[int, Any] = {}  # failed: the error; skipped: the step it needed
         self._waiting = {step.id: step.needs for step in steps}
         self._doomed: dict[int, int] = {}  # step id -> the failed step that dooms it
+        self._first_skipped: dict[int, int] = {}  # record id -> its first step skipped
         self._steps_left = collections.Counter(id(step.record) for step in steps)
         self._chains: collections.deque[Step] = collections.deque()
         self._parent_steps: collections.deque[Step] = collections.deque()
@@ -69,6 +70,12 @@ class RunGraph:
     def why(self, step_id: int) -> Any:
         """A failed step's error; for a skipped one, the id of the failed step it needed."""
         return self._why.get(step_id)
+
+    def first_skipped(self, record: Record) -> Step | None:
+        """The first step of ``record`` that was skipped (``why`` says what it needed that
+        failed), or ``None`` if none was."""
+        step_id = self._first_skipped.get(id(record))
+        return None if step_id is None else self.steps[step_id]
 
     def has_ready_work(self) -> bool:
         return bool(self._chains or self._parent_steps or self._alone)
@@ -141,6 +148,8 @@ class RunGraph:
             self._state[step.id] = state
             if why is not None:
                 self._why[step.id] = why
+            if state is State.SKIPPED:
+                self._first_skipped.setdefault(id(step.record), step.id)
             self._unsettled -= 1
             self._steps_left[id(step.record)] -= 1
             if self._steps_left[id(step.record)] == 0:
