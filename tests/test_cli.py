@@ -307,6 +307,22 @@ def test_failures_with_errors_continue_exit_1_naming_them(project):
     assert finals(project) == {"a_fail=False": 1.0, "b_fail=False": 2.0, "c_fail=False": 3.0}
 
 
+@pytest.mark.parametrize("run", ["first", "cached rerun"])
+def test_an_aggregate_over_only_failed_records_is_not_run_and_exits_1(project, run):
+    """Every record fails, so ``best`` has nothing to aggregate: it is not run (its
+    ``max`` of nothing would raise), and the summary says so."""
+    args = ["run", "sweep", "-p", "basic", "--set", "fail=True", "--errors", "continue"]
+    if run == "cached rerun":
+        parafactory_command(project, *args, "-j", "2")
+    completed = parafactory_command(project, *args, "-j", "2")
+    assert completed.returncode == 1, completed.stderr
+    line = last_line(completed)
+    assert re.match(r"sweep: 0 of 4 records finished, 3 failed, 1 not run; report: ", line), line
+    assert "  'record #3': not run, as records it needs failed" in completed.stderr
+    assert "aggregate 'best' was not run on record 'record #3'" in completed.stderr
+    assert "empty" not in completed.stderr  # max() of nothing: never called
+
+
 COPY_OF_HIDDEN = """
 import dataclasses
 

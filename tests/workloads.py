@@ -291,11 +291,31 @@ def keep_double(record, kept):
     return 2 * kept
 
 
+@aggregate(inputs=["kept"], outputs=["kept_by_name"], cachers=[PickleCacher()])
+def collect_kept(record, records, kept):
+    return {r.name: value for r, value in kept.items()}
+
+
+@stage(inputs=["kept_by_name"], outputs=["kept_count"], cachers=[PickleCacher()])
+def count_kept(record, kept_by_name):
+    return len(kept_by_name)
+
+
 def copying_experiment(param_sets, manager):
     """Each record's copy (named ``{name}-copy``) doubles what its original kept."""
     for params in param_sets:
         original = keep_or_fail(Record(manager, params))
         keep_double(original.make_copy(dataclasses.replace(params, name=f"{params.name}-copy")))
+
+
+def failed_groups_experiment(param_sets, manager):
+    """Aggregates (each counted after) over the records that failed in keep_or_fail
+    ("over failed"), over those that failed in keep_double ("over half"), and over all."""
+    records = [keep_double(keep_or_fail(Record(manager, p))) for p in param_sets]
+    failed = [r for r, p in zip(records, param_sets, strict=True) if p.fail]
+    half = [r for r, p in zip(records, param_sets, strict=True) if p.group == "fail-in-double"]
+    for name, group in [("failed", failed), ("half", half), ("all", records)]:
+        count_kept(collect_kept(Record(manager, Params(name=f"over {name}")), group))
 
 
 # -- planning ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ and why. Pure bookkeeping: no I/O, no clocks, no processes; the scheduler feeds 
 A step is ready once every step it needs has settled. A chain step goes to a worker, a
 parent step (an aggregate, or a record's copy) runs in the parent. When a step fails, the
 later steps of its record (and copies of the record) are skipped, and so on down; an
-aggregate still runs over whatever its records hold. A chain whose worker died is retried
+aggregate still runs over whatever its records hold (the scheduler skips one left with
+nothing, see :meth:`RunGraph.skipped`). A chain whose worker died is retried
 once, alone; a second death fails it. After ``stop()`` (``errors="raise"``) nothing more
 is handed out.
 """
@@ -68,7 +69,8 @@ class RunGraph:
         return self._state[step_id]
 
     def why(self, step_id: int) -> Any:
-        """A failed step's error; for a skipped one, the id of the failed step it needed."""
+        """A failed step's error; for a skipped one, the id of the step it needed that
+        failed or was skipped (``None`` for one skipped itself, see :meth:`skipped`)."""
         return self._why.get(step_id)
 
     def first_skipped(self, record: Record) -> Step | None:
@@ -117,6 +119,11 @@ class RunGraph:
     def failed(self, step_id: int, error: Any) -> list[Record]:
         """A step failed with ``error``; its record's later steps will be skipped."""
         return self._settle(self.steps[step_id], State.FAILED, error)
+
+    def skipped(self, step_id: int) -> list[Record]:
+        """A step handed out was not run after all (an aggregate whose records all failed,
+        leaving it nothing): skipped, and so are its record's later steps."""
+        return self._settle(self.steps[step_id], State.SKIPPED, None)
 
     def resend(self, step_id: int) -> None:
         """A chain handed out but not run (its batch stopped early, its worker was lost

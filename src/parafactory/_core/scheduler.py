@@ -32,6 +32,7 @@ from .._model.stages import (
     arguments_digest,
     execute,
     lookup,
+    nothing_to_aggregate,
     say,
     take_outputs,
 )
@@ -56,6 +57,7 @@ from .interrupts import Terminated, stop_signals_raise, stops_the_run
 from .plan import Step
 from .tracebacks import RemoteTraceback
 
+logger = logging.getLogger("parafactory.scheduler")
 ErrorPolicy = Literal["raise", "continue"]
 _POLL_SECONDS = 0.25
 _BROKEN_POOL_SECONDS = 10.0
@@ -239,6 +241,10 @@ class Scheduler:
                 self._done(step)
                 continue
             call = step.calls[0]
+            nothing = nothing_to_aggregate(call.spec, step.record, call.group or (), call.kwargs)
+            if nothing is not None:
+                self._skip(step, nothing)
+                continue
             started = time.time()
             try:
                 with tagged(step.record.name):
@@ -335,6 +341,13 @@ class Scheduler:
             self.backend.request_stop()
         self.events.publish(RecordFailed(step.record, error.stage_name, error, time.time()))
         self._finished(self.graph.failed(step.id, error))
+
+    def _skip(self, step: Step, why: UpstreamFailedError) -> None:
+        """Settle a step that will not run, because what it needs failed (``why``)."""
+        if step.record.error is None:
+            step.record.error = why
+        logger.warning("%s", why)
+        self._finished(self.graph.skipped(step.id))
 
     def _finished(self, records: list[Record]) -> None:
         """Announce records whose every step settled. One that was not run (its steps
