@@ -130,14 +130,15 @@ def report_outcomes(manager):
 
 
 @pytest.mark.parametrize("run", ["first", "cached rerun"])
-def test_a_copy_of_a_failed_record_is_not_run_nor_counted_finished(make_manager, backend, run):
+def test_a_copy_of_a_failed_record_is_not_run_nor_counted_finished(
+    make_manager, backend, run, capsys
+):
     params = [w.Params(name="ok", value=1), w.Params(name="bad", fail=True)]
     if run == "cached rerun":
         make_manager("copies").run(w.copying_experiment, params, errors="continue", **backend)
+    capsys.readouterr()
     manager = make_manager("copies")
-    records = manager.run(
-        w.copying_experiment, params, errors="continue", progress=False, **backend
-    )
+    records = manager.run(w.copying_experiment, params, errors="continue", progress=True, **backend)
 
     ok, ok_copy, bad, bad_copy = records
     assert ok.error is None and ok_copy.error is None and ok_copy.state["doubled"] == 2
@@ -153,6 +154,9 @@ def test_a_copy_of_a_failed_record_is_not_run_nor_counted_finished(make_manager,
     )
     done = {"computed": 0, "cached": 2} if cached else {"computed": 2, "cached": 0}
     assert report_outcomes(manager) == {**done, "failed": 1, "skipped": 1}
+    # The progress display closed with the same counts (plain text: stderr is no terminal).
+    loaded = ", 2 loaded from cache" if cached else ""
+    assert f"copies: 4/4 records done{loaded}, 1 failed, 1 not run [" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("run", ["first", "cached rerun"])
