@@ -434,8 +434,10 @@ class Cache:
             for output, value in values.items():
                 cacher = cachers.get(output) or extras[output]
                 path = self._path(entry, output, cacher)
-                path.parent.mkdir(parents=True, exist_ok=True)  # a folder of its own, maybe
-                temporary = staging.enter_context(_temporary_beside(self._staged(path)))
+                staged = self._staged(path)
+                if staged.parent != path.parent:  # a folder of the cache directory's own
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = staging.enter_context(_temporary_beside(staged))
                 cacher.save(value, temporary)
                 stamp = stamps[output] = _stamp_of(temporary)  # a rename keeps the time
                 renames.append((temporary, path))
