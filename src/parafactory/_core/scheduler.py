@@ -418,8 +418,8 @@ def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
 
 
 def _not_run_error(record: Record, skipped: Step, needed: Record) -> UpstreamFailedError:
-    """The error of a record none of whose steps failed, whose step ``skipped`` was not
-    run as a step of ``needed`` (the record it copies) did not finish."""
+    """The error of a record none of whose steps failed: its step ``skipped`` was not
+    run, as a step of ``needed`` (the record it copies) did not finish."""
     return UpstreamFailedError(
         f"record {record.name!r} was not run: record {needed.name!r}, whose results it "
         "needs, did not finish (see its error); fix that and run again",
