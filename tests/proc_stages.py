@@ -22,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from parafactory import ExperimentParameters, stage
+from parafactory import ExperimentParameters, JsonReporter, PickleCacher, stage
 
 logger = logging.getLogger("proc_stages")
 
@@ -169,3 +169,28 @@ def start_program(record):
     """Start ``sleep 30`` and leave it running; return its pid and this worker's."""
     program = subprocess.Popen(["sleep", "30"])  # returns once sleep has replaced the fork
     return program.pid, os.getpid()
+
+
+# -- a writer killed while it saves a stage's reportables --------------------------------
+
+PAUSE_SAVES = "PARAFACTORY_TEST_PAUSE_SAVES"  # a directory: pickling a Pause waits there
+
+
+class Pause:
+    """Pickled in a process whose environment names a directory in ``PAUSE_SAVES``, it
+    touches ``saving-PID`` there and sleeps: a writer stopped mid-save, to be killed."""
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        directory = os.environ.get(PAUSE_SAVES)
+        if directory:
+            Path(directory, f"saving-{os.getpid()}").touch()
+            time.sleep(60)
+        return (Pause, ())
+
+
+@stage(outputs=["reported"], cachers=[PickleCacher()])
+def report_with_pause(record):
+    """Reports a JsonReporter holding a :class:`Pause`: caching the reportables pickles it
+    (a shallow copy of the reporter before that does not)."""
+    record.report(JsonReporter({"value": record.params.value, "pause": Pause()}, name="paused"))
+    return record.params.value

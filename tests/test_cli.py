@@ -307,6 +307,56 @@ def test_failures_with_errors_continue_exit_1_naming_them(project):
     assert finals(project) == {"a_fail=False": 1.0, "b_fail=False": 2.0, "c_fail=False": 3.0}
 
 
+@pytest.mark.parametrize("run", ["first", "cached rerun"])
+def test_an_aggregate_over_only_failed_records_is_not_run_and_exits_1(project, run):
+    """Every record fails, so ``best`` has nothing to aggregate: it is not run (its
+    ``max`` of nothing would raise), and the summary says so."""
+    args = ["run", "sweep", "-p", "basic", "--set", "fail=True", "--errors", "continue"]
+    if run == "cached rerun":
+        parafactory_command(project, *args, "-j", "2")
+    completed = parafactory_command(project, *args, "-j", "2")
+    assert completed.returncode == 1, completed.stderr
+    line = last_line(completed)
+    assert re.match(r"sweep: 0 of 4 records finished, 3 failed, 1 not run; report: ", line), line
+    assert "  'record #3': not run, as records it needs failed" in completed.stderr
+    assert "aggregate 'best' was not run on record 'record #3'" in completed.stderr
+    assert "empty" not in completed.stderr  # max() of nothing: never called
+
+
+COPY_OF_HIDDEN = """
+import dataclasses
+
+from parafactory import Record, stage
+from stages.numbers import grow
+
+
+@stage(outputs=["start"])
+def start_or_fail(record):
+    if record.params.fail:
+        raise ValueError(f"asked to fail: {record.params.name}")
+    return record.params.base
+
+
+def run(param_sets, manager):
+    for params in param_sets:
+        hidden = start_or_fail(Record(manager, params, hide=True))
+        grow(hidden.make_copy(dataclasses.replace(params, name=params.name + "-copy")))
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_copy_not_run_as_its_hidden_original_failed_exits_1(project, jobs):
+    """The failed original is hidden, so only its copy says the run did not finish."""
+    (project / "experiments" / "copies.py").write_text(COPY_OF_HIDDEN)
+    completed = parafactory_command(
+        project, "run", "copies", "-p", "basic", "--names", "a", "--set", "fail=True",
+        "--errors", "continue", "-j", jobs,
+    )  # fmt: skip
+    assert completed.returncode == 1, completed.stderr
+    line = last_line(completed)
+    assert re.match(r"copies: 0 of 2 records finished, 1 failed, 1 not run; report: ", line), line
+
+
 def test_a_failure_with_errors_raise_exits_1(project):
     completed = parafactory_command(
         project, "run", "sweep", "-p", "basic", "--set", "fail=True", "-j", "1"

@@ -1,11 +1,12 @@
 """Failures are per record: errors="raise" stops and explains, errors="continue" carries on."""
 
+import json
 import logging
 
 import pytest
 
 import workloads as w
-from parafactory import ArtifactManager, Record, StageFailedError
+from parafactory import ArtifactManager, Record, StageFailedError, UpstreamFailedError
 
 
 def test_raise_stops_dispatching_and_names_record_stage_and_cause(manager, backend):
@@ -119,3 +120,86 @@ def test_failure_inside_a_batch_of_short_records_fails_only_that_record(manager,
     failed = [r.name for r in records if r.error is not None]
     assert failed == ["q150"]
     assert [r.state.get("slept") for r in records] == [i if i != 150 else None for i in range(300)]
+
+
+def report_outcomes(manager):
+    """How many records the run's report shows computed, cached, failed and skipped."""
+    return json.loads((manager.reports_dir / manager.reference / "run.json").read_text())[
+        "outcomes"
+    ]
+
+
+@pytest.mark.parametrize("run", ["first", "cached rerun"])
+def test_a_copy_of_a_failed_record_is_not_run_nor_counted_finished(
+    make_manager, backend, run, capsys
+):
+    params = [w.Params(name="ok", value=1), w.Params(name="bad", fail=True)]
+    if run == "cached rerun":
+        make_manager("copies").run(w.copying_experiment, params, errors="continue", **backend)
+    capsys.readouterr()
+    manager = make_manager("copies")
+    records = manager.run(w.copying_experiment, params, errors="continue", progress=True, **backend)
+
+    ok, ok_copy, bad, bad_copy = records
+    assert ok.error is None and ok_copy.error is None and ok_copy.state["doubled"] == 2
+    assert type(bad.error) is StageFailedError
+    assert type(bad_copy.error) is UpstreamFailedError
+    assert "record 'bad-copy' was not run: record 'bad', whose results" in str(bad_copy.error)
+    assert bad_copy.state == {} and bad_copy.stages == []
+    cached = " (2 loaded from cache)" if run == "cached rerun" else ""
+    assert manager.run_summary == (
+        f"2 of 4 records finished{cached}, 1 failed, 1 not run:\n"
+        "  'bad': WorkloadError in stage 'keep_or_fail'\n"
+        "  'bad-copy': not run, as records it needs failed"
+    )
+    done = {"computed": 0, "cached": 2} if cached else {"computed": 2, "cached": 0}
+    assert report_outcomes(manager) == {**done, "failed": 1, "skipped": 1}
+    # The progress display closed with the same counts (plain text: stderr is no terminal).
+    loaded = ", 2 loaded from cache" if cached else ""
+    assert f"copies: 4/4 records done{loaded}, 1 failed, 1 not run [" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("run", ["first", "cached rerun"])
+def test_an_aggregate_over_only_failed_records_lacking_its_inputs_is_not_run(
+    make_manager, backend, run, caplog
+):
+    """Left with nothing to aggregate but failures, an aggregate is not run (nor what needs
+    it); over failed records that hold its inputs, or some that did not fail, it runs."""
+    params = [
+        w.Params(name="good", value=1),
+        w.Params(name="bad", fail=True),
+        w.Params(name="half", value=3, group="fail-in-double"),
+    ]
+    if run == "cached rerun":
+        make_manager("groups").run(w.failed_groups_experiment, params, errors="continue", **backend)
+    manager = make_manager("groups")
+    with caplog.at_level(logging.WARNING):
+        records = manager.run(
+            w.failed_groups_experiment, params, errors="continue", progress=False, **backend
+        )
+
+    good, bad, half, over_failed, over_half, over_all = records
+    assert good.error is None
+    assert bad.error.stage_name == "keep_or_fail" and half.error.stage_name == "keep_double"
+    assert type(over_failed.error) is UpstreamFailedError
+    assert over_failed.error.stage_name == "collect_kept"
+    message = (
+        "aggregate 'collect_kept' was not run on record 'over failed': every record it aggregates "
+        "failed ('bad'), so none holds its inputs ['kept']"
+    )
+    assert message in str(over_failed.error)
+    assert over_failed.state == {} and over_failed.stages == []
+    assert any(message in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert over_half.error is None
+    assert dict(over_half.state) == {"kept_by_name": {"half": 3}, "kept_count": 1}
+    assert over_all.error is None
+    assert dict(over_all.state) == {"kept_by_name": {"good": 1, "half": 3}, "kept_count": 2}
+    cached = " (3 loaded from cache)" if run == "cached rerun" else ""
+    assert manager.run_summary == (
+        f"3 of 6 records finished{cached}, 2 failed, 1 not run:\n"
+        "  'bad': WorkloadError in stage 'keep_or_fail'\n"
+        "  'half': WorkloadError in stage 'keep_double'\n"
+        "  'over failed': not run, as records it needs failed"
+    )
+    done = {"computed": 0, "cached": 3} if cached else {"computed": 3, "cached": 0}
+    assert report_outcomes(manager) == {**done, "failed": 2, "skipped": 1}

@@ -34,7 +34,10 @@ from pathlib import Path
 import pytest
 
 from helpers import SCRIPTS, start_script
+from parafactory import ArtifactManager
 from parafactory._backends.local.scratch import scratch_base
+from parafactory._leftovers import HOST
+from proc_stages import PAUSE_SAVES, Job, report_with_pause
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -292,3 +295,59 @@ def test_shared_memory_of_a_dead_unreaped_run_is_removed_by_the_next_run(tmp_pat
         process.wait(10)
     assert left_after_rerun == [], "the next run left what a dead (zombie) run left"
     assert_values_right(tmp_path)
+
+
+# A writer killed while it saves a stage's reportables, which the cache keeps in a folder
+# of their own beside the entry's files (``{prefix}_{hash}_{stage}_reportables/``).
+
+REPORTABLES_SCRIPT = SCRIPTS / "proc_reportable_writes.py"
+
+
+def temporary_files_within(out: Path) -> list[Path]:
+    """Temporary files in the cache directory and in every folder under it."""
+    return sorted(cache_dir(out).rglob(".*.tmp*"))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_reportables_a_killed_writer_was_saving_are_removed_by_the_next_run(tmp_path, jobs):
+    """The writer (the script with one job, its loky worker with two) is stopped while it
+    pickles the reportables into their temporary file, and killed there with its run."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    environment = {**os.environ, PAUSE_SAVES: str(pause)}
+    process = start_script(REPORTABLES_SCRIPT, tmp_path, str(jobs), env=environment)
+    pids: set[int] = set()
+    try:
+        wait_for(lambda: any(pause.iterdir()) or process.poll() is not None, 60, "a save")
+        assert process.poll() is None, "the sweep ended before the kill"
+        pids = session_pids(process.pid)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        end_session(process, pids | {process.pid})
+    (writer,) = (int(path.name.split("-")[1]) for path in pause.iterdir())
+    assert (writer == process.pid) == (jobs == 1)
+    # the entry's output, saved, and its reportables, being saved, under temporary names
+    left = temporary_files_within(tmp_path)
+    assert {int(WRITER_PID.search(path.name)["pid"]) for path in left} == {writer}
+    assert sorted(path.name.split(".")[1].rsplit("_")[-1] for path in left) == [
+        "reportables",
+        "reported",
+    ]
+
+    for run in ("next", "cached"):
+        manager = ArtifactManager("paused", root=tmp_path, console_log=False)
+        with manager:
+            (record,) = manager.map([Job(name="r0", value=7)], [report_with_pause], n_jobs=jobs)
+        assert temporary_files_within(tmp_path) == [], run
+        assert [r.data["value"] for r in record.reportables] == [7], run
+
+
+def test_a_live_writers_temporary_reportables_file_is_kept(tmp_path):
+    """Named by a process that is alive (this one), the file may be being written."""
+    cache = cache_dir(tmp_path)
+    cache.mkdir(parents=True)
+    live = cache / f".reportables.{HOST}-{os.getpid()}-0123abcd.tmp.pkl"
+    live.write_bytes(b"half")
+    with ArtifactManager("paused", root=tmp_path, console_log=False) as manager:
+        manager.map([Job(name="r0", value=7)], [report_with_pause], n_jobs=1)
+    assert live.read_bytes() == b"half"

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from parafactory import ExperimentParameters, Record, aggregate, stage
+from parafactory import ExperimentParameters, PickleCacher, Record, aggregate, stage
 
 # -- the seed notebook's example ---------------------------------------------------------
 
@@ -271,6 +271,51 @@ def failing_experiment(param_sets, manager):
     collect_refined(Record(manager, None))
     for record in records:
         after_aggregate(record)
+
+
+# Cached, for failures on a first run and on its cached rerun: "bad" records fail in
+# keep_or_fail, those of group "fail-in-double" in keep_double (holding "kept").
+
+
+@stage(inputs=None, outputs=["kept"], cachers=[PickleCacher()])
+def keep_or_fail(record):
+    if record.params.fail:
+        raise WorkloadError(f"boom on purpose in {record.params.name}")
+    return record.params.value
+
+
+@stage(inputs=["kept"], outputs=["doubled"], cachers=[PickleCacher()])
+def keep_double(record, kept):
+    if record.params.group == "fail-in-double":
+        raise WorkloadError(f"keep_double refused {record.params.name}")
+    return 2 * kept
+
+
+@aggregate(inputs=["kept"], outputs=["kept_by_name"], cachers=[PickleCacher()])
+def collect_kept(record, records, kept):
+    return {r.name: value for r, value in kept.items()}
+
+
+@stage(inputs=["kept_by_name"], outputs=["kept_count"], cachers=[PickleCacher()])
+def count_kept(record, kept_by_name):
+    return len(kept_by_name)
+
+
+def copying_experiment(param_sets, manager):
+    """Each record's copy (named ``{name}-copy``) doubles what its original kept."""
+    for params in param_sets:
+        original = keep_or_fail(Record(manager, params))
+        keep_double(original.make_copy(dataclasses.replace(params, name=f"{params.name}-copy")))
+
+
+def failed_groups_experiment(param_sets, manager):
+    """Aggregates (each counted after) over the records that failed in keep_or_fail
+    ("over failed"), over those that failed in keep_double ("over half"), and over all."""
+    records = [keep_double(keep_or_fail(Record(manager, p))) for p in param_sets]
+    failed = [r for r, p in zip(records, param_sets, strict=True) if p.fail]
+    half = [r for r, p in zip(records, param_sets, strict=True) if p.group == "fail-in-double"]
+    for name, group in [("failed", failed), ("half", half), ("all", records)]:
+        count_kept(collect_kept(Record(manager, Params(name=f"over {name}")), group))
 
 
 # -- planning ---------------------------------------------------------------------------

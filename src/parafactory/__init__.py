@@ -20,6 +20,7 @@ from ._errors import (
     StageTimeoutError,
     UnpicklableOutputError,
     UnpicklableStateError,
+    UpstreamFailedError,
     WorkerDiedError,
 )
 from ._manager import ArtifactManager
@@ -72,6 +73,7 @@ __all__ = [
     "StageTimeoutError",
     "UnpicklableOutputError",
     "UnpicklableStateError",
+    "UpstreamFailedError",
     "WorkerDiedError",
     "aggregate",
     "set_hash_functions",

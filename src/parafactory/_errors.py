@@ -12,6 +12,7 @@
     ├── StageFailedError          a stage raised; the worker's traceback is __cause__
     │   ├── WorkerDiedError       the process running a stage died
     │   ├── StageTimeoutError     a stage ran longer than its time limit
+    │   ├── UpstreamFailedError   a record was not run: records it needs failed
     │   └── UnpicklableOutputError  (also an UnpicklableStateError) an output cannot
     │                             travel back from its worker
     ├── UnpicklableStateError     a value cannot travel to or from a worker
@@ -120,6 +121,12 @@ def _rebuild_timeout(
     message: str, record_name: str, stage_name: str, limit: float
 ) -> StageTimeoutError:
     return StageTimeoutError(message, record_name=record_name, stage_name=stage_name, limit=limit)
+
+
+class UpstreamFailedError(StageFailedError):
+    """A record was not run because records whose results it needs did not finish: the
+    record it copies, or every record it aggregates (leaving the aggregate nothing to
+    aggregate). ``stage_name`` is its first stage not run ("" if none)."""
 
 
 class UnpicklableStateError(ParafactoryError, TypeError):

@@ -88,8 +88,9 @@ class WorkerLost:
 
 @dataclasses.dataclass(slots=True)
 class RecordFinished:
-    """Every step of a record settled (``failed``: one of them failed; ``cached``: it
-    succeeded, every stage loaded from the cache)."""
+    """Every step of a record settled (``failed``: one of them failed, or it was not run
+    as records it needs failed, see ``record.error``; ``cached``: it succeeded, every
+    stage loaded from the cache)."""
 
     record: Record
     failed: bool

@@ -4,7 +4,8 @@ and why. Pure bookkeeping: no I/O, no clocks, no processes; the scheduler feeds 
 A step is ready once every step it needs has settled. A chain step goes to a worker, a
 parent step (an aggregate, or a record's copy) runs in the parent. When a step fails, the
 later steps of its record (and copies of the record) are skipped, and so on down; an
-aggregate still runs over whatever its records hold. A chain whose worker died is retried
+aggregate still runs over whatever its records hold (the scheduler skips one left with
+nothing, see :meth:`RunGraph.skipped`). A chain whose worker died is retried
 once, alone; a second death fails it. After ``stop()`` (``errors="raise"``) nothing more
 is handed out.
 """
@@ -46,6 +47,7 @@ class RunGraph:
         self._why: dict[int, Any] = {}  # failed: the error; skipped: the step it needed
         self._waiting = {step.id: step.needs for step in steps}
         self._doomed: dict[int, int] = {}  # step id -> the failed step that dooms it
+        self._first_skipped: dict[int, int] = {}  # record id -> its first step skipped
         self._steps_left = collections.Counter(id(step.record) for step in steps)
         self._chains: collections.deque[Step] = collections.deque()
         self._parent_steps: collections.deque[Step] = collections.deque()
@@ -67,8 +69,15 @@ class RunGraph:
         return self._state[step_id]
 
     def why(self, step_id: int) -> Any:
-        """A failed step's error; for a skipped one, the id of the failed step it needed."""
+        """A failed step's error; for a skipped one, the id of the step it needed that
+        failed or was skipped (``None`` for one skipped itself, see :meth:`skipped`)."""
         return self._why.get(step_id)
+
+    def first_skipped(self, record: Record) -> Step | None:
+        """The first step of ``record`` that was skipped (``why`` says what it needed that
+        failed), or ``None`` if none was."""
+        step_id = self._first_skipped.get(id(record))
+        return None if step_id is None else self.steps[step_id]
 
     def has_ready_work(self) -> bool:
         return bool(self._chains or self._parent_steps or self._alone)
@@ -111,6 +120,11 @@ class RunGraph:
         """A step failed with ``error``; its record's later steps will be skipped."""
         return self._settle(self.steps[step_id], State.FAILED, error)
 
+    def skipped(self, step_id: int) -> list[Record]:
+        """A step handed out was not run after all (an aggregate whose records all failed,
+        leaving it nothing): skipped, and so are its record's later steps."""
+        return self._settle(self.steps[step_id], State.SKIPPED, None)
+
     def resend(self, step_id: int) -> None:
         """A chain handed out but not run (its batch stopped early, its worker was lost
         beside another's death): ready again, ahead of the others."""
@@ -141,6 +155,8 @@ class RunGraph:
             self._state[step.id] = state
             if why is not None:
                 self._why[step.id] = why
+            if state is State.SKIPPED:
+                self._first_skipped.setdefault(id(step.record), step.id)
             self._unsettled -= 1
             self._steps_left[id(step.record)] -= 1
             if self._steps_left[id(step.record)] == 0:

@@ -24,11 +24,18 @@ from typing import Any, Literal
 
 from .._backends.base import Backend, Loss
 from .._bounded import bounded
-from .._errors import StageFailedError, StageTimeoutError, WorkerDiedError
+from .._errors import StageFailedError, StageTimeoutError, UpstreamFailedError, WorkerDiedError
 from .._model.cache import Hit
 from .._model.records import OutputOf, Record, copy_state
 from .._model.reportables import replace as replace_reportables
-from .._model.stages import arguments_digest, execute, lookup, say, take_outputs
+from .._model.stages import (
+    arguments_digest,
+    execute,
+    lookup,
+    nothing_to_aggregate,
+    say,
+    take_outputs,
+)
 from .._model.time_limits import effective_limit
 from .._run.summary import summary
 from .capture import tagged
@@ -50,6 +57,7 @@ from .interrupts import Terminated, stop_signals_raise, stops_the_run
 from .plan import Step
 from .tracebacks import RemoteTraceback
 
+logger = logging.getLogger("parafactory.scheduler")
 ErrorPolicy = Literal["raise", "continue"]
 _POLL_SECONDS = 0.25
 _BROKEN_POOL_SECONDS = 10.0
@@ -233,6 +241,10 @@ class Scheduler:
                 self._done(step)
                 continue
             call = step.calls[0]
+            nothing = nothing_to_aggregate(call.spec, step.record, call.group or (), call.kwargs)
+            if nothing is not None:
+                self._skip(step, nothing)
+                continue
             started = time.time()
             try:
                 with tagged(step.record.name):
@@ -317,11 +329,7 @@ class Scheduler:
             self._computed.add(id(record))
 
     def _done(self, step: Step) -> None:
-        for record in self.graph.done(step.id):
-            failed = record.error is not None
-            cached = not failed and id(record) not in self._computed and bool(record.stages)
-            self.cached += cached
-            self.events.publish(RecordFinished(record, failed, time.time(), cached))
+        self._finished(self.graph.done(step.id))
 
     def _fail(self, step: Step, error: StageFailedError) -> None:
         if step.record.error is None:
@@ -332,8 +340,27 @@ class Scheduler:
             self.graph.stop()
             self.backend.request_stop()
         self.events.publish(RecordFailed(step.record, error.stage_name, error, time.time()))
-        for record in self.graph.failed(step.id, error):
-            self.events.publish(RecordFinished(record, True, time.time()))
+        self._finished(self.graph.failed(step.id, error))
+
+    def _skip(self, step: Step, why: UpstreamFailedError) -> None:
+        """Settle a step that will not run, because what it needs failed (``why``)."""
+        if step.record.error is None:
+            step.record.error = why
+        logger.warning("%s", why)
+        self._finished(self.graph.skipped(step.id))
+
+    def _finished(self, records: list[Record]) -> None:
+        """Announce records whose every step settled. One that was not run (its steps
+        skipped, as records it needs failed) gets an error saying so: it did not finish."""
+        for record in records:
+            skipped = self.graph.first_skipped(record)
+            if record.error is None and skipped is not None:
+                needed = self.steps[self.graph.why(skipped.id)].record
+                record.error = _not_run_error(record, skipped, needed)
+            failed = record.error is not None
+            cached = not failed and id(record) not in self._computed and bool(record.stages)
+            self.cached += cached
+            self.events.publish(RecordFinished(record, failed, time.time(), cached))
 
     # -- ending ----------------------------------------------------------------------------
 
@@ -388,6 +415,17 @@ def _stage_error(record: Record, failure: StageFailure) -> StageFailedError:
         original.__cause__ = RemoteTraceback(failure.traceback)
     error.__cause__ = original
     return error
+
+
+def _not_run_error(record: Record, skipped: Step, needed: Record) -> UpstreamFailedError:
+    """The error of a record none of whose steps failed: its step ``skipped`` was not
+    run, as a step of ``needed`` (the record it copies) did not finish."""
+    return UpstreamFailedError(
+        f"record {record.name!r} was not run: record {needed.name!r}, whose results it "
+        "needs, did not finish (see its error); fix that and run again",
+        record_name=record.name,
+        stage_name=skipped.calls[0].spec.name if skipped.calls else "",
+    )
 
 
 def _timeout_error(step: Step, position: int, limit: float) -> StageTimeoutError:

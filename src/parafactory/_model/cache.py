@@ -433,7 +433,10 @@ class Cache:
             for output, value in values.items():
                 cacher = cachers.get(output) or extras[output]
                 path = self._path(entry, output, cacher)
-                temporary = staging.enter_context(_temporary_beside(path))
+                staged = self._staged(path)
+                if staged.parent != path.parent:  # a folder of the cache directory's own
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = staging.enter_context(_temporary_beside(staged))
                 cacher.save(value, temporary)
                 stamp = stamps[output] = _stamp_of(temporary)  # a rename keeps the time
                 renames.append((temporary, path))
@@ -448,6 +451,14 @@ class Cache:
                 for temporary, path in renames:
                     os.replace(temporary, path)
         return in_state
+
+    def _staged(self, path: Path) -> Path:
+        """Where ``path`` is written before it is renamed into place: beside it, or, for a
+        file in a folder of the cache directory (a stage's reportables), in the directory
+        itself, where a writer killed mid-save leaves its temporary file for the next
+        run's sweep to find without looking into every folder."""
+        inside = path.parent != self.directory and path.is_relative_to(self.directory)
+        return self.directory / path.name if inside else path
 
     def remove_leftovers(self) -> None:
         """Remove temporary files that processes which died mid-write left here."""

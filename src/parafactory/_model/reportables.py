@@ -278,7 +278,6 @@ class ReportablesCacher(PickleCacher):
     ``{prefix}_{hash}_{stage}_reportables/``, where curifactory keeps them."""
 
     def save(self, obj: Any, path: Path) -> None:
-        path.parent.mkdir(exist_ok=True)
         super().save([_without_record(reportable) for reportable in obj], path)
 
     def path(self, directory: Path, prefix: str, record_hash: str, stage: str, output: str) -> Path:

@@ -18,7 +18,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, SupportsIndex
 
-from .._errors import StageDefinitionError, StageInputError, StageOutputError, quoted_names
+from .._errors import (
+    StageDefinitionError,
+    StageInputError,
+    StageOutputError,
+    UpstreamFailedError,
+    quoted_names,
+)
 from .cache import (
     Artifact,
     Cache,
@@ -542,6 +548,29 @@ def _check_default(spec: StageSpec, record: Record, name: str) -> None:
         spec.name,
         record.name,
         name,
+    )
+
+
+def nothing_to_aggregate(
+    spec: StageSpec, record: Record, records: Sequence[Record], kwargs: dict[str, Any]
+) -> UpstreamFailedError | None:
+    """Why an aggregate is not run on ``record``: every record it aggregates failed, and
+    not one holds any of its inputs (those not given as keyword arguments), so it would
+    aggregate nothing but those failures. ``None`` when it runs, over what exists, as
+    curifactory's would: some record holds an input, or one lacks them without failing,
+    or it takes no inputs (it may read the records themselves)."""
+    wanted = [name for name in spec.inputs if name not in kwargs]
+    if not records or not wanted or any(member.error is None for member in records):
+        return None
+    if any(name in member.state for member in records for name in wanted):
+        return None
+    names = quoted_names([member.name for member in records])
+    return UpstreamFailedError(
+        f"aggregate {spec.name!r} was not run on record {record.name!r}: every record it "
+        f"aggregates failed ({names}), so none holds its inputs {wanted}; fix their "
+        "failures and run again",
+        record_name=record.name,
+        stage_name=spec.name,
     )
 
 

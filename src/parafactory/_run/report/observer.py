@@ -23,6 +23,7 @@ from ..._core.events import (
     WorkerLost,
 )
 from ..._core.plan import Step
+from ..._errors import UpstreamFailedError
 from ..._model.records import Record
 
 PARENT = "parent"  # the lane of aggregates and of chains loaded whole from the cache
@@ -167,7 +168,9 @@ def outcomes(records: Sequence[Record], observer: RunObserver) -> dict[int, Outc
             outcome.cached = outcome.stages
     for record in records:
         outcome = found[id(record)]
-        if record.error is not None:
+        if isinstance(record.error, UpstreamFailedError):
+            outcome.status = "skipped"  # what it needs failed: its error says which
+        elif record.error is not None:
             outcome.status = "failed"
         elif outcome.stages:
             outcome.status = "cached" if outcome.cached == outcome.stages else "computed"
