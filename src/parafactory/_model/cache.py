@@ -484,7 +484,7 @@ class Cache:
         it is not there): how a value that cannot be pickled leaves its worker."""
         meta_path = self._meta_path(entry)
         try:
-            stamp = Stamp(*json.loads(meta_path.read_text(encoding="utf-8"))["outputs"][output])
+            stamp = Stamp(*json.loads(_small_file_bytes(meta_path))["outputs"][output])
         except (OSError, ValueError, KeyError, TypeError):
             return None
         cacher = entry.cachers[entry.outputs.index(output)]
