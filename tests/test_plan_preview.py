@@ -101,7 +101,8 @@ class Sweeps:
         assert set(outlooks) <= set(experiment.made)
         said = {}
         for label, record in zip(experiment.labels(), experiment.made, strict=True):
-            lines = list(render({record: outlooks.get(record, [])}, hashes=False))[1:]
+            printed = "\n".join(render({record: outlooks.get(record, ())}, hashes=False))
+            lines = printed.splitlines()[1:]
             said[label] = [" ".join(line.split(maxsplit=1)) for line in lines]
         return said
 

@@ -70,13 +70,7 @@ def outlooks(tmp_path, experiment, param_sets, *, shared, monkeypatch, **options
     """Each record's name and outlooks, foreseen as ``parafactory plan`` does."""
     with monkeypatch.context() as patch:
         if not shared:
-            enter = preview._Foresight.enter
-
-            def enter_sharing_nothing(foresight, step):
-                enter(foresight, step)
-                foresight.flags = None  # as for a step that shares nothing
-
-            patch.setattr(preview._Foresight, "enter", enter_sharing_nothing)
+            patch.setattr(preview._Foresight, "sharing_key", lambda foresight, step: None)
         manager = manager_for(tmp_path, dry=True, **options)
         cache = ListedCache.of(manager.cache_settings())
         found = preview.foresee_plan(manager.plan(experiment, param_sets), cache)

@@ -303,7 +303,7 @@ class ArtifactManager:
             if problems:
                 del self.records[first_new:]
                 raise PlanError(problems)
-        return Plan(self.records[first_new:], planner.steps, planner.stages())
+        return Plan(self.records[first_new:], planner.steps, planner.stages(), planner.last_steps)
 
     def _check_travel(self, plan: Plan, pool: Backend) -> None:
         """Refuse a plan whose records or stages cannot reach the workers, leaving no

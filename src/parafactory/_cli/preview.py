@@ -9,7 +9,8 @@ foreseen as stale or not, exactly as the run will find it. Nothing is loaded or 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from .._core.plan import Call, Plan, Step
@@ -28,89 +29,91 @@ class Outlook(NamedTuple):
     verdict: str  # CACHED, or why it computes: a MissKind or NOT_CACHED
 
 
-def foresee_plan(plan: Plan, cache: ListedCache) -> dict[Record, list[Outlook]]:
+def foresee_plan(plan: Plan, cache: ListedCache) -> dict[Record, tuple[Outlook, ...]]:
     """Each record of ``plan`` (hidden ones too, in the order they were made) with what
-    each of its stage calls would do."""
-    outlooks: dict[Record, list[Outlook]] = {}
+    each of its stage calls would do (records foreseen alike share one tuple)."""
+    outlooks: dict[Record, tuple[Outlook, ...]] = {}
     foresight = _Foresight(plan, cache)
     for step in plan.steps:
-        calls = outlooks.get(step.record)
-        if calls is None:
-            calls = outlooks[step.record] = []
-        foresight.enter(step)
-        calls += [foresight.outlook(call) for call in step.calls]
+        record = step.record
+        if step.copy_of is not None:
+            copy_provenance(step.copy_of, record)
+        earlier = outlooks.get(record)
+        if earlier is None:
+            outlooks[record] = foresight.first_step(step)
+        else:
+            outlooks[record] = earlier + foresight.each_call(step)
     return outlooks
 
 
 class _Foresight:
-    """Foresees the calls of one step after another, as the run will make them.
+    """Foresees the steps of a plan one after another, as the run will make them.
 
     Calls that would compute store their entries with the cache, for the calls after them
-    to find. A step whose entries no later call looks up shares its calls' outcomes with
-    other such steps: its record's last, on a record of a hash of its own that the cache
-    holds nothing of, of plain calls of distinct stages. Its calls are then decided by the
-    call, the provenance it starts from and the record's overwrite flags alone: each is
+    to find. A record's only step stores entries no other call looks up when it is made
+    of plain calls of distinct stages, on a hash no other record has and the cache holds
+    nothing of: its calls are then decided by the calls, the provenance they start from
+    and the record's parameters' overwrite flag alone, so such steps share their outcome,
     foreseen once for each distinct start (a new sweep of 100,000 records has a handful).
     """
 
     def __init__(self, plan: Plan, cache: ListedCache) -> None:
         self.cache = cache
-        self.shared: dict[tuple[object, ...], tuple[Provenance, Outlook]] = {}
-        self.last_steps = {step.record: step for step in plan.steps}
-        hashes = collections.Counter(record.hash for record in self.last_steps)
-        self.lone_hashes = {record_hash for record_hash, count in hashes.items() if count == 1}
-        self.plain: dict[tuple[int, int], bool] = {}  # see _plain_and_distinct
-        self.record: Record | None = None
-        self.flags: tuple[bool, bool] | None = None  # None: the step shares nothing
+        self.shared: dict[tuple[object, ...], tuple[Provenance, tuple[Outlook, ...]]] = {}
+        self.last_steps = plan.last_steps
+        self.fresh_hashes = cache.holding_nothing_of(_lone_hashes(self.last_steps))
+        self.plain: dict[tuple[int, int], bool] = {}  # of each call sequence: see sharing_key
 
-    def enter(self, step: Step) -> None:
-        """The calls to come are ``step``'s."""
-        record = self.record = step.record
-        if step.copy_of is not None:
-            copy_provenance(step.copy_of, record)
-        self.flags = None
-        if self._shares(step):
-            overwrite = record.params is not None and record.params.overwrite
-            self.flags = record.may_use_cache, overwrite
-
-    def outlook(self, call: Call) -> Outlook:
-        """What ``call`` would do, leaving the record as the call would."""
-        record = self.record
-        assert record is not None
-        if self.flags is None:
-            return _outlook_of(call, record, self.cache)
-        key = (id(call), record._provenance, self.flags)
+    def first_step(self, step: Step) -> tuple[Outlook, ...]:
+        """What the calls of a record's first step would do, leaving the record as they
+        would."""
+        key = self.sharing_key(step)
+        if key is None:
+            return self.each_call(step)
         known = self.shared.get(key)
         if known is None:
-            outlook = _outlook_of(call, record, self.cache)
-            self.shared[key] = (record._provenance, outlook)  # as the call left it
-            return outlook
-        record._provenance = known[0]
+            found = self.each_call(step)
+            self.shared[key] = (step.record._provenance, found)  # as the calls left it
+            return found
+        step.record._provenance = known[0]
         return known[1]
 
-    def _shares(self, step: Step) -> bool:
-        if self.last_steps[step.record] is not step:
-            return False
-        record_hash = step.record.hash
-        return (
-            record_hash in self.lone_hashes
-            and not self.cache.may_hold(record_hash)
-            and self._plain_and_distinct(step)
-        )
+    def each_call(self, step: Step) -> tuple[Outlook, ...]:
+        """What the calls of ``step`` would do, foreseen one by one."""
+        return tuple(_outlook_of(call, step.record, self.cache) for call in step.calls)
 
-    def _plain_and_distinct(self, step: Step) -> bool:
-        """Whether the step's calls are without arguments, each of a stage of its own; the
-        same for every step ending at the same node of the plan's tree of call sequences
-        with as many calls (each sequence is looked at once)."""
-        key = (id(step.path), len(step.calls))
-        plain = self.plain.get(key)
+    def sharing_key(self, step: Step) -> tuple[object, ...] | None:
+        """What decides the outcome of a record's first step, if it shares it; ``None``
+        if it does not (its calls are foreseen one by one)."""
+        record = step.record
+        if self.last_steps[record] is not step:
+            return None
+        # The node of the plan's tree of call sequences the step ends at, and how many
+        # calls it has, tell which calls it makes.
+        sequence = (id(step.path), len(step.calls))
+        plain = self.plain.get(sequence)
         if plain is None:
-            specs = {id(call.spec) for call in step.calls if not (call.args or call.kwargs)}
-            plain = len(specs) == len(step.calls) and not any(
-                call.spec.is_aggregate for call in step.calls
-            )
-            self.plain[key] = plain
-        return plain
+            plain = self.plain[sequence] = _plain_and_distinct(step.calls)
+        if not plain or record.hash not in self.fresh_hashes:
+            return None
+        params = record.params  # may the record use the cache, and must it overwrite
+        return (*sequence, record._provenance, None if params is None else params.overwrite)
+
+
+def _lone_hashes(records: Iterable[Record]) -> set[str]:
+    """The hashes only one of ``records`` has (in a sweep, most often all of them)."""
+    hashes = list(map(operator.attrgetter("hash"), records))
+    distinct = set(hashes)
+    if len(distinct) == len(hashes):
+        return distinct
+    counts = collections.Counter(hashes)
+    return {record_hash for record_hash, count in counts.items() if count == 1}
+
+
+def _plain_and_distinct(calls: list[Call]) -> bool:
+    """Whether ``calls`` are without arguments, each of a stage of its own."""
+    specs = {id(call.spec) for call in calls if not (call.args or call.kwargs)}
+    return len(specs) == len(calls) and not any(call.spec.is_aggregate for call in calls)
 
 
 def _outlook_of(call: Call, record: Record, cache: ListedCache) -> Outlook:
@@ -124,26 +127,33 @@ def _verdict(found: Hit | Miss | None) -> str:
     return CACHED if isinstance(found, Hit) else found.kind
 
 
-def render(outlooks: dict[Record, list[Outlook]], *, hashes: bool) -> Iterator[str]:
-    """The lines ``parafactory plan`` prints: each record, then its stages."""
-    width = max((len(o.stage) for calls in outlooks.values() for o in calls), default=0)
-    lines: dict[Outlook, str] = {}  # a sweep has few distinct ones: each formatted once
+def render(outlooks: dict[Record, tuple[Outlook, ...]], *, hashes: bool) -> Iterator[str]:
+    """What ``parafactory plan`` prints, a record at a time: its name, then a line for each
+    of its stage calls."""
+    distinct = {id(calls): calls for calls in outlooks.values()}.values()
+    width = max((len(o.stage) for calls in distinct for o in calls), default=0)
+    blocks: dict[tuple[Outlook, ...], str] = {}  # a sweep has few distinct ones
     for record, calls in outlooks.items():
-        yield f"{record.name} [{record.hash}]" if hashes else record.name
-        for outlook in calls:
-            line = lines.get(outlook)
-            if line is None:
-                line = lines[outlook] = f"    {outlook.stage:<{width}}  {_how(outlook.verdict)}"
-            yield line
+        block = blocks.get(calls)
+        if block is None:
+            block = blocks[calls] = "".join(
+                f"\n    {o.stage:<{width}}  {_how(o.verdict)}" for o in calls
+            )
+        yield (f"{record.name} [{record.hash}]" if hashes else record.name) + block
 
 
 def _how(verdict: str) -> str:
     return "load from cache" if verdict == CACHED else f"compute: {verdict}"
 
 
-def totals(outlooks: dict[Record, list[Outlook]]) -> str:
+def totals(outlooks: dict[Record, tuple[Outlook, ...]]) -> str:
     """One line: records and stage calls, how many load and how many compute, by reason."""
-    verdicts = collections.Counter(o.verdict for calls in outlooks.values() for o in calls)
+    records_alike = collections.Counter(map(id, outlooks.values()))
+    distinct = {id(calls): calls for calls in outlooks.values()}
+    verdicts: collections.Counter[str] = collections.Counter()
+    for identity, count in records_alike.items():
+        for outlook in distinct[identity]:
+            verdicts[outlook.verdict] += count
     cached = verdicts.pop(CACHED, 0)
     computed = sum(verdicts.values())
     line = f"{len(outlooks)} records, {cached + computed} stage calls: {cached} from cache, "

@@ -12,6 +12,7 @@ looked at it before they ran, so every step sees exactly the eager state.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator, Sequence, Set
 from typing import Any, NamedTuple
 
@@ -38,18 +39,19 @@ class Step:
     calls: list[Call]
     is_aggregate: bool
     needs: int = 0  # how many steps must finish before this one starts
-    needed_by: list[int] = dataclasses.field(default_factory=list)  # steps waiting on this one
+    needed_by: list[int] | tuple[()] = ()  # steps waiting on this one (a list once one does)
     copy_of: Record | None = None  # a copy step: the record takes a copy of this one's state
     path: _Path | None = None  # the calls made on the record up to the end of this step
 
 
 class Plan(NamedTuple):
     """A planned run: the records the experiment created (hidden ones aside), its steps,
-    and the distinct stages it calls."""
+    the distinct stages it calls, and where each record's steps end."""
 
     records: list[Record]
     steps: list[Step]
     stages: list[StageSpec]
+    last_steps: dict[Record, Step]  # each record's last step (hidden records' too)
 
 
 class Planner:
@@ -76,7 +78,7 @@ class Planner:
         """``original.make_copy()`` made ``copy``: a step in this process gives it a copy of
         the original's state once the original's earlier steps are done, and the
         original's later stages wait for it."""
-        step = self._new_step(copy, is_aggregate=True)
+        step = self._new_step(copy, True, self._last_step.get(copy))
         step.copy_of = original
         if original in self._last_step:
             self._link(self._last_step[original], step)
@@ -103,11 +105,11 @@ class Planner:
                 call = Call(spec, args, kwargs)
             else:  # shared, so a batch of records pickles each call once
                 call = self._plain_calls.get(id(spec)) or self._plain_call(spec)
-            chain = self._last_step.get(record)
+            previous = chain = self._last_step.get(record)
             if chain is None or chain.is_aggregate or record in self._observers:
                 # A chain takes stages until an aggregate reads its record: later stages
                 # must wait for that aggregate, so they start a new chain.
-                chain = self._new_step(record, is_aggregate=False)
+                chain = self._new_step(record, False, previous)
             chain.calls.append(call)
             path = chain.path or self._root
             chain.path = path.children.get(id(call)) or path.then(call)
@@ -121,6 +123,11 @@ class Planner:
             *self._missing_inputs(),
         ]
 
+    @property
+    def last_steps(self) -> dict[Record, Step]:
+        """Each record's latest step, in the order records were first called on."""
+        return self._last_step
+
     def stages(self) -> list[StageSpec]:
         """Every distinct stage or aggregate the plan calls."""
         specs = {id(node.call.spec): node.call.spec for node in self._root.nodes() if node.call}
@@ -132,7 +139,7 @@ class Planner:
         return call
 
     def _add_aggregate(self, call: Call, record: Record) -> None:
-        step = self._new_step(record, is_aggregate=True)
+        step = self._new_step(record, True, self._last_step.get(record))
         step.calls.append(call)
         step.path = (step.path or self._root).then(call)
         for member in call.group:
@@ -140,10 +147,10 @@ class Planner:
                 self._link(self._last_step[member], step)
             self._observers.setdefault(member, []).append(step)
 
-    def _new_step(self, record: Record, *, is_aggregate: bool) -> Step:
-        step = Step(len(self.steps), record, [], is_aggregate, 0, [], None, None)
+    def _new_step(self, record: Record, is_aggregate: bool, previous: Step | None) -> Step:
+        """A step on ``record`` after ``previous``, its latest one (if it has one)."""
+        step = Step(len(self.steps), record, [], is_aggregate)
         self.steps.append(step)
-        previous = self._last_step.get(record)
         if previous is not None:
             self._link(previous, step)
             step.path = previous.path
@@ -157,9 +164,14 @@ class Planner:
     @staticmethod
     def _link(before: Step, after: Step) -> None:
         # Links only ever go to the newest step, so a repeated link would be the last one.
-        if not before.needed_by or before.needed_by[-1] != after.id:
-            before.needed_by.append(after.id)
-            after.needs += 1
+        needed_by = before.needed_by
+        if needed_by and needed_by[-1] == after.id:
+            return
+        if isinstance(needed_by, list):
+            needed_by.append(after.id)
+        else:  # the first step to wait on this one
+            before.needed_by = [after.id]
+        after.needs += 1
 
     def finish(self) -> None:
         """Planning is over: states become readable, and records whose state was written
@@ -306,8 +318,8 @@ def _defined_at(spec: StageSpec) -> str:
 def _parameter_name_clashes(records: list[Record]) -> list[str]:
     """Distinct parameter sets sharing a name: logs, reports and aggregates keyed by name
     could not tell them apart."""
-    named = [record.params for record in records if record.params is not None]
-    if len({params.name for params in named}) == len({id(params) for params in named}):
+    named = [params for params in map(operator.attrgetter("params"), records) if params is not None]
+    if len(set(map(operator.attrgetter("name"), named))) == len(set(map(id, named))):
         return []  # as many names as parameter sets: no clash
     sets_named: dict[str, dict[int, Any]] = {}
     for record in records:

@@ -40,7 +40,7 @@ import re
 import types
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeAlias
 
@@ -574,6 +574,13 @@ class ListedCache(Cache):
 
     def may_hold(self, record_hash: str) -> bool:
         return record_hash in self.hashes or record_hash in self.foreseen
+
+    def holding_nothing_of(self, record_hashes: Set[str]) -> set[str]:
+        """Those of ``record_hashes`` that :meth:`may_hold` says are new, at once."""
+        new = set(record_hashes)
+        new -= self.hashes
+        new -= self.foreseen.keys()
+        return new
 
     def lookup(self, entry: Entry, upstream: str) -> Hit | Miss:
         stored = self.foreseen.get(entry.record_hash, {}).get(entry.stage)

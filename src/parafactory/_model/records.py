@@ -137,6 +137,10 @@ class Record:
     # what its stages reported, by stage, in the order they ran (a shared empty default:
     # a record gets its own on its first report)
     _reportables: dict[str, list[Reportable]] = {}
+    _output: Any = None
+    error: BaseException | None = None  # why its stages stopped, once they have
+    index = -1  # its position in manager.records (-1: hidden, or no manager)
+    combo_hash: str | None = None  # an aggregate's hash, once one ran on it
 
     def __init__(
         self, manager: RecordManager | None, params: ExperimentParameters | None, hide: bool = False
@@ -148,20 +152,16 @@ class Record:
             )
         self.manager: RecordManager | None = manager
         self.params = params
-        self._output: Any = None
         self.stages: list[str] = []
-        self.error: BaseException | None = None
-        self.index = -1
-        self.combo_hash: str | None = None
-        self._planner = _planning.get()
+        planner = self._planner = _planning.get()
         if params is not None:
             params.hash = parameter_set_hash(params)
         if manager is not None and not hide:
             manager._register(self)
         # While its experiment is planned, no stage has run: the state can only be written.
-        self.state: dict[str, Any] = State() if self._planner is None else WriteOnlyState()
-        if self._planner is not None:
-            self._planner.add_record(self, hide)
+        self.state: dict[str, Any] = State() if planner is None else WriteOnlyState()
+        if planner is not None:
+            planner.add_record(self, hide)
 
     @property
     def name(self) -> str:
