@@ -1,23 +1,46 @@
-"""The experiment ``parafactory plan`` previews in the bench: the cached rerun's two cached
-stages on ``$BENCH_PLAN_RECORDS`` tiny parameter sets (``experiments/``-style: ``run`` and
-``get_params`` in one module)."""
+"""The experiment ``parafactory plan`` previews in the bench, written as a user's small
+``experiments/`` module would be: a parameter class, two cached stages, ``get_params``
+giving ``$BENCH_PLAN_RECORDS`` parameter sets and ``run`` calling both stages on a record
+per set. It imports parafactory alone (not the bench's workloads, which bring numpy), so
+the time measured is parafactory's."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
-from .stages import BenchParams, experiment_cached
+from parafactory import ExperimentParameters, PickleCacher, Record, stage
 
 
-def get_params() -> list[BenchParams]:
-    """``$BENCH_PLAN_RECORDS`` tiny parameter sets, made as a user would write them (those
-    of :func:`~bench.stages.params_of`, without the bench's own task objects)."""
-    return [
-        BenchParams(name=f"plan-{i}", index=i) for i in range(int(os.environ["BENCH_PLAN_RECORDS"]))
-    ]
+@dataclasses.dataclass
+class PlanParams(ExperimentParameters):
+    """A tiny task's fields (those of :class:`~bench.stages.BenchParams`)."""
+
+    kind: str = "tiny"
+    index: int = 0
+    work: int = 0
 
 
-def run(param_sets: list[BenchParams], manager: Any) -> None:
+@stage(outputs=["a"], cachers=[PickleCacher()])
+def plan_first(record: Record) -> int:
+    """Next to nothing, cached."""
+    return record.params.index + 1
+
+
+@stage(inputs=["a"], outputs=["b"], cachers=[PickleCacher()])
+def plan_second(record: Record, a: int) -> int:
+    """Next to nothing again, from the first stage's output, cached."""
+    return a * 2
+
+
+def get_params() -> list[PlanParams]:
+    """``$BENCH_PLAN_RECORDS`` tiny parameter sets."""
+    count = int(os.environ["BENCH_PLAN_RECORDS"])
+    return [PlanParams(name=f"plan-{i}", index=i) for i in range(count)]
+
+
+def run(param_sets: list[PlanParams], manager: Any) -> None:
     """Both cached stages on a record per parameter set."""
-    experiment_cached(param_sets, manager)
+    for params in param_sets:
+        plan_second(plan_first(Record(manager, params)))

@@ -116,6 +116,10 @@ def stage(
 
         @functools.wraps(function)
         def call_stage(record: Record, *args: Any, **kwargs: Any) -> Record:
+            if type(record) is Record and record._planner is not None:
+                # Planned, as _call would do it: a sweep's many calls come this way.
+                record._planner.add_call(spec, record, None, args, kwargs)
+                return record
             return _call(spec, record, None, args, kwargs)
 
         call_stage.spec = spec  # type: ignore[attr-defined]
