@@ -17,7 +17,7 @@ import functools
 import itertools
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from .._errors import CommandLineError
@@ -35,6 +35,10 @@ class Override(NamedTuple):
     field: str
     texts: tuple[str, ...]
     values: tuple[Any, ...]
+
+
+Chosen = tuple[Override, str, Any]
+"""One value an override gives a field: the override, the value's text and the value."""
 
 
 def parse_override(option: str, argument: str) -> Override:
@@ -86,26 +90,53 @@ def expand(
     ``grids``; each changed set named after its base and its overrides."""
     if not sets and not grids:
         return list(param_sets)
-    fixed = [(override, override.texts[0], override.values[0]) for override in sets]
-    choices = [[(g, *pair) for pair in zip(g.texts, g.values, strict=True)] for g in grids]
-    combinations = [fixed + list(combination) for combination in itertools.product(*choices)]
-    return [_overridden(params, chosen) for params in param_sets for chosen in combinations]
+    choices = [[(o, o.texts[0], o.values[0])] for o in sets]
+    choices += [[(g, *pair) for pair in zip(g.texts, g.values, strict=True)] for g in grids]
+    return [expanded for params in param_sets for expanded in _expanded(params, choices)]
+
+
+def _expanded(
+    params: ExperimentParameters, choices: list[list[Chosen]]
+) -> Iterator[ExperimentParameters]:
+    """``params`` with each combination of one value of every override in ``choices``
+    (each value checked against the set's field, and its label made, once rather than
+    once per combination)."""
+    checked = [[_choice(params, *value) for value in values] for values in choices]
+    # What dataclasses.replace would pass to remake the set, gathered once.
+    arguments = {f.name: getattr(params, f.name) for f in dataclasses.fields(params) if f.init}
+    for combination in itertools.product(*checked):
+        yield _overridden(params, arguments, combination)
+
+
+class _Choice(NamedTuple):
+    """A checked value of an override, ready to apply to one parameter set."""
+
+    label: str  # field=text, for the set's name
+    head: str  # the set's field it changes
+    rest: list[str]  # the path below it, to a field of a nested dataclass (or none)
+    value: Any
+
+
+def _choice(params: ExperimentParameters, override: Override, text: str, value: Any) -> _Choice:
+    head, *rest = override.field.split(".")
+    label = f"{override.field}={text}"
+    return _Choice(label, head, rest, _checked_value(params, override, text, value))
 
 
 def _overridden(
-    params: ExperimentParameters, chosen: list[tuple[Override, str, Any]]
+    params: ExperimentParameters, arguments: dict[str, Any], chosen: Sequence[_Choice]
 ) -> ExperimentParameters:
-    suffix = "_".join(f"{override.field}={text}" for override, text, _ in chosen)
-    result = params
-    for override, text, value in chosen:
-        value = _checked_value(params, override, text, value)
-        result = _replaced(result, override.field.split("."), value)
-    return dataclasses.replace(
-        result,
-        name=f"{params.name}_{suffix}",
-        hash=None,  # computed afresh for the new values
-        hash_representations=dict(params.hash_representations),
-    )
+    """A copy of ``params``, made from its ``__init__`` ``arguments`` (so its
+    ``__post_init__`` runs on the new values) with the ``chosen`` values, in order."""
+    changed = dict(arguments)
+    for _, head, rest, value in chosen:
+        # A field of a nested dataclass: a copy of it (as changed so far), with it set.
+        changed[head] = _replaced(changed[head], rest, value) if rest else value
+    suffix = "_".join([choice.label for choice in chosen])
+    changed["name"] = f"{params.name}_{suffix}"
+    changed["hash"] = None  # computed afresh for the new values
+    changed["hash_representations"] = dict(params.hash_representations)
+    return type(params)(**changed)
 
 
 def _replaced(obj: Any, path: list[str], value: Any) -> Any:
