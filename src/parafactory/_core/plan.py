@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import weakref
 from collections.abc import Iterator, Sequence, Set
 from typing import Any, NamedTuple
 
@@ -219,12 +220,17 @@ class Planner:
 
 class _Path:
     """A sequence of calls made on a record, as a node of a tree: records on which the
-    same calls were made share one node, so checking a sweep checks a few paths."""
+    same calls were made share one node, so checking a sweep checks a few paths.
 
-    __slots__ = ("parent", "call", "children")
+    A node holds its parent weakly: the planner holds the tree, and once it is gone a
+    step's node holds no cycle with the records its calls aggregate, which then go by
+    reference count (not at the collector's next pass over every record).
+    """
+
+    __slots__ = ("_parent", "call", "children", "__weakref__")
 
     def __init__(self, parent: _Path | None, call: Call | None) -> None:
-        self.parent = parent
+        self._parent = None if parent is None else weakref.ref(parent)
         self.call = call
         self.children: dict[int, _Path] = {}
 
@@ -237,12 +243,13 @@ class _Path:
         return child
 
     def ancestry(self) -> list[_Path]:
-        """This node and those above it, up to (not including) the root."""
+        """This node and those above it, up to (not including) the root (while the
+        planner, which holds the tree, is planning)."""
         nodes = []
         node: _Path | None = self
         while node is not None and node.call is not None:
             nodes.append(node)
-            node = node.parent
+            node = None if node._parent is None else node._parent()
         return nodes
 
     def missing_inputs(self, written: frozenset[str]) -> list[tuple[str, str, tuple[str, ...]]]:
