@@ -129,6 +129,36 @@ def test_a_plan_and_its_records_go_as_soon_as_nothing_holds_them(manager):
         gc.enable()
 
 
+ARGUMENTS = [((1,), {}), ((1.0,), {}), ((True,), {}), ((-0.0,), {}), ((0.0,), {}), ((), {"k": 1})]
+
+
+def arguments_experiment(param_sets, manager):
+    """Two records for each way of calling, one more with a list (made per record)."""
+    for params, (args, kwargs) in zip(param_sets, ARGUMENTS + ARGUMENTS, strict=False):
+        w.echo_arguments(Record(manager, params), *args, **kwargs)
+    for params in param_sets[2 * len(ARGUMENTS) :]:
+        w.echo_arguments(Record(manager, params), [1, 2])
+
+
+def test_calls_with_equal_literal_arguments_are_one_call_others_one_per_record(manager):
+    params = w.numbered_params(2 * len(ARGUMENTS) + 2)
+    calls = [step.calls[0] for step in manager.plan(arguments_experiment, params).steps]
+    count = len(ARGUMENTS)
+    first, again, listed = calls[:count], calls[count : 2 * count], calls[2 * count :]
+    assert all(a is b for a, b in zip(first, again, strict=True))  # equal: one call
+    assert len({id(call) for call in first}) == count  # 1, 1.0, True, -0.0, 0.0: apart
+    assert listed[0] is not listed[1] and listed[0].args == listed[1].args
+
+
+def test_a_stage_gets_each_argument_as_it_was_passed(manager, backend):
+    params = w.numbered_params(2 * len(ARGUMENTS) + 2)
+    manager.run(arguments_experiment, params, progress=False, **backend)
+    seen = [record.state["seen"] for record in manager.records]
+    expected = [[(type(v).__name__, v) for v in (*a, *k.values())] for a, k in ARGUMENTS]
+    assert seen == expected + expected + [[("list", [1, 2])]] * 2
+    assert [str(v) for _, v in seen[3] + seen[4]] == ["-0.0", "0.0"]
+
+
 @pytest.mark.parametrize("backend", ["inprocess"], indirect=True)
 def test_garbage_dropped_just_before_a_run_is_still_collected_young(manager, backend):
     class Node:

@@ -336,3 +336,10 @@ def scale_with(record, factor=1, offset=0):
 @stage(inputs=["offset"], outputs=["shifted"])
 def use_offset(record, offset):
     return record.params.value + offset
+
+
+@stage(inputs=None, outputs=["seen"])
+def echo_arguments(record, *args, **kwargs):
+    """What the call passed, with each value's type: calls sharing arguments must not mix
+    ``1``, ``1.0`` and ``True``."""
+    return [(type(value).__name__, value) for value in (*args, *kwargs.values())]

@@ -51,7 +51,7 @@ class _Foresight:
 
     Calls that would compute store their entries with the cache, for the calls after them
     to find. A record's only step stores entries no other call looks up when it is made
-    of plain calls of distinct stages, on a hash no other record has and the cache holds
+    of calls of distinct stages, on a hash no other record has and the cache holds
     nothing of: its calls are then decided by the calls, the provenance they start from
     and the record's parameters' overwrite flag alone, so such steps share their outcome,
     foreseen once for each distinct start (a new sweep of 100,000 records has a handful).
@@ -62,7 +62,7 @@ class _Foresight:
         self.shared: dict[tuple[object, ...], tuple[Provenance, tuple[Outlook, ...]]] = {}
         self.last_steps = plan.last_steps
         self.fresh_hashes = cache.holding_nothing_of(_lone_hashes(self.last_steps))
-        self.plain: dict[tuple[int, int], bool] = {}  # of each call sequence: see sharing_key
+        self.distinct: dict[tuple[int, int], bool] = {}  # of each call sequence: see sharing_key
 
     def first_step(self, step: Step) -> tuple[Outlook, ...]:
         """What the calls of a record's first step would do, leaving the record as they
@@ -91,10 +91,10 @@ class _Foresight:
         # The node of the plan's tree of call sequences the step ends at, and how many
         # calls it has, tell which calls it makes.
         sequence = (id(step.path), len(step.calls))
-        plain = self.plain.get(sequence)
-        if plain is None:
-            plain = self.plain[sequence] = _plain_and_distinct(step.calls)
-        if not plain or record.hash not in self.fresh_hashes:
+        distinct = self.distinct.get(sequence)
+        if distinct is None:
+            distinct = self.distinct[sequence] = _of_distinct_stages(step.calls)
+        if not distinct or record.hash not in self.fresh_hashes:
             return None
         params = record.params  # may the record use the cache, and must it overwrite
         return (*sequence, record._provenance, None if params is None else params.overwrite)
@@ -110,9 +110,10 @@ def _lone_hashes(records: Iterable[Record]) -> set[str]:
     return {record_hash for record_hash, count in counts.items() if count == 1}
 
 
-def _plain_and_distinct(calls: list[Call]) -> bool:
-    """Whether ``calls`` are without arguments, each of a stage of its own."""
-    specs = {id(call.spec) for call in calls if not (call.args or call.kwargs)}
+def _of_distinct_stages(calls: list[Call]) -> bool:
+    """Whether ``calls`` are of regular stages, each of a stage of its own (a stage called
+    twice would find the entry its first call stores)."""
+    specs = {id(call.spec) for call in calls}
     return len(specs) == len(calls) and not any(call.spec.is_aggregate for call in calls)
 
 

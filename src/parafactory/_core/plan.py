@@ -21,6 +21,8 @@ from .._errors import quoted_names
 from .._model.records import Record, WriteOnlyState
 from .._model.stages import StageSpec
 
+_LITERALS = frozenset({int, float, str, bytes, bool, type(None)})  # see _call_with_arguments
+
 
 class Call(NamedTuple):
     """One recorded stage call: the stage, its extra arguments and, for an aggregate, its group."""
@@ -65,6 +67,7 @@ class Planner:
         self._last_step: dict[Record, Step] = {}  # each record's latest step
         self._observers: dict[Record, list[Step]] = {}  # aggregates that read each record
         self._plain_calls: dict[int, Call] = {}  # spec id -> its call without arguments
+        self._literal_calls: dict[tuple[Any, ...], Call] = {}  # see _call_with_arguments
         self._root = _Path(None, None)  # every record's calls, as paths in one tree
         self._copied_from: dict[Record, Record] = {}  # copies made with make_copy
         self._written_records: list[Record] = []  # with state written while planning
@@ -103,7 +106,7 @@ class Planner:
             self._add_aggregate(call, record)
         else:
             if args or kwargs:
-                call = Call(spec, args, kwargs)
+                call = self._call_with_arguments(spec, args, kwargs)
             else:  # shared, so a batch of records pickles each call once
                 call = self._plain_calls.get(id(spec)) or self._plain_call(spec)
             previous = chain = self._last_step.get(record)
@@ -137,6 +140,21 @@ class Planner:
     def _plain_call(self, spec: StageSpec) -> Call:
         """The one argument-free call of ``spec`` (made on its first use)."""
         call = self._plain_calls[id(spec)] = Call(spec, (), {})
+        return call
+
+    def _call_with_arguments(
+        self, spec: StageSpec, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Call:
+        """A call of ``spec`` with arguments: shared like a plain call when every argument
+        is a literal of a plain type, and by the records making it with equal ones (their
+        representations equal: ``1``, ``1.0``, ``True`` and ``-0.0`` stay apart); made
+        for this record alone otherwise (a mutable argument could change between calls)."""
+        if any(type(value) not in _LITERALS for value in (*args, *kwargs.values())):
+            return Call(spec, args, kwargs)
+        key = (id(spec), tuple(map(repr, args)), tuple(kwargs), tuple(map(repr, kwargs.values())))
+        call = self._literal_calls.get(key)
+        if call is None:
+            call = self._literal_calls[key] = Call(spec, args, kwargs)
         return call
 
     def _add_aggregate(self, call: Call, record: Record) -> None:
