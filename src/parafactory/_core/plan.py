@@ -149,9 +149,9 @@ class Planner:
         is a literal of a plain type, and by the records making it with equal ones (their
         representations equal: ``1``, ``1.0``, ``True`` and ``-0.0`` stay apart); made
         for this record alone otherwise (a mutable argument could change between calls)."""
-        if any(type(value) not in _LITERALS for value in (*args, *kwargs.values())):
+        if not _LITERALS.issuperset(map(type, (*args, *kwargs.values()))):
             return Call(spec, args, kwargs)
-        key = (id(spec), tuple(map(repr, args)), tuple(kwargs), tuple(map(repr, kwargs.values())))
+        key = (id(spec), repr(args), repr(kwargs))
         call = self._literal_calls.get(key)
         if call is None:
             call = self._literal_calls[key] = Call(spec, args, kwargs)
