@@ -48,10 +48,17 @@ def planning(size: int, reps: int) -> dict[str, Any]:
 
 def plan_command(size: int, reps: int) -> dict[str, Any]:
     """Time ``python -m parafactory plan`` of ``size`` records × 2 cached stages, from the
-    interpreter's start to the totals printed (nothing cached: every call is looked up)."""
+    interpreter's start to the totals printed (nothing cached: every call is looked up),
+    and of one record: the start's fixed cost, for extrapolating from a smaller size."""
     with tempfile.TemporaryDirectory() as root:
         seconds = [_plan_command_once(size, root, cached=0) for _ in range(reps)]
-    return {"records": size, "seconds": seconds, "median_seconds": statistics.median(seconds)}
+        fixed = [_plan_command_once(1, root, cached=0) for _ in range(reps)]
+    return {
+        "records": size,
+        "seconds": seconds,
+        "median_seconds": statistics.median(seconds),
+        "one_record_seconds": statistics.median(fixed),
+    }
 
 
 def plan_command_cached(size: int, workers: int, reps: int) -> dict[str, Any]:
