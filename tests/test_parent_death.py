@@ -103,8 +103,9 @@ def kill_parent_and_time_workers(out: Path, scenario: str) -> dict[str, float]:
     try:
         expected = 2 if scenario == "c_call" else 1
 
-        def started() -> bool:
-            return len(list(markers.glob("*.started"))) == expected
+        def started() -> bool:  # each marker holds its worker's pid once written
+            pids = [path.read_text() for path in markers.glob("*.started")]
+            return len(pids) == expected and all(pids)
 
         wait_until(started, 30, "the long records to start", process)
         busy = sorted(int(path.read_text()) for path in markers.glob("*.started"))

@@ -113,6 +113,53 @@ def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, opt
         assert {"new", "cached", "overwrite", "not cached", "no parameters"} <= verdicts
 
 
+def later_steps_experiment(param_sets: list[Sweep], manager: ArtifactManager) -> None:
+    """Calls after an aggregate read a record (a later step of it), and copies made then:
+    every record's calls are still of stages none called twice."""
+    records = [grow(start(Record(manager, params))) for params in param_sets]
+    tally(Record(manager, None), records[::2])
+    for i, record in enumerate(records):
+        double(record)
+        if i % 3 == 0:
+            show(record.make_copy(Sweep(name=f"branch{i}", value=i)))
+        elif i % 3 == 1:
+            show(record)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"overwrite_stages": ["double"]}, {"overwrite": True}],
+    ids=["plain", "overwrite-stage", "overwrite-all"],
+)
+def test_shared_foresight_equals_foreseeing_each_call_in_later_steps(
+    tmp_path, monkeypatch, options
+):
+    markers = tmp_path / "markers"
+    manager_for(tmp_path).run(later_steps_experiment, sweep(markers, 6), n_jobs=1)
+    param_sets = sweep(markers, 12)  # half cached, half new
+    param_sets[7].overwrite = True
+
+    found = outlooks(
+        tmp_path,
+        later_steps_experiment,
+        param_sets,
+        shared=True,
+        monkeypatch=monkeypatch,
+        **options,
+    )
+    expected = outlooks(
+        tmp_path,
+        later_steps_experiment,
+        param_sets,
+        shared=False,
+        monkeypatch=monkeypatch,
+        **options,
+    )
+
+    assert found == expected
+    assert len(found) == 12 + 1 + 4  # the records, the aggregate's, the branches
+
+
 @stage(inputs=["b"], outputs=["d"])
 def note(record, b, text=""):
     """Not cached, with an argument."""

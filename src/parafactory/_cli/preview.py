@@ -38,11 +38,9 @@ def foresee_plan(plan: Plan, cache: ListedCache) -> dict[Record, tuple[Outlook, 
         record = step.record
         if step.copy_of is not None:
             copy_provenance(step.copy_of, record)
+        found = foresight.step(step)
         earlier = outlooks.get(record)
-        if earlier is None:
-            outlooks[record] = foresight.first_step(step)
-        else:
-            outlooks[record] = earlier + foresight.each_call(step)
+        outlooks[record] = found if earlier is None else earlier + found
     return outlooks
 
 
@@ -50,11 +48,12 @@ class _Foresight:
     """Foresees the steps of a plan one after another, as the run will make them.
 
     Calls that would compute store their entries with the cache, for the calls after them
-    to find. A record's only step stores entries no other call looks up when it is made
-    of calls of distinct stages, on a hash no other record has and the cache holds
-    nothing of: its calls are then decided by the calls, the provenance they start from
-    and the record's parameters' overwrite flag alone, so such steps share their outcome,
-    foreseen once for each distinct start (a new sweep of 100,000 records has a handful).
+    to find. The calls on a record store entries no other call looks up when they are of
+    regular stages none called twice, on a hash no other record has and the cache holds
+    nothing of. Each step of such a record is then decided by its calls, the provenance
+    it starts from and the record's parameters' overwrite flag alone, so such steps share
+    their outcome, foreseen once for each distinct start (a new sweep of 100,000 records
+    has a handful).
     """
 
     def __init__(self, plan: Plan, cache: ListedCache) -> None:
@@ -62,11 +61,9 @@ class _Foresight:
         self.shared: dict[tuple[object, ...], tuple[Provenance, tuple[Outlook, ...]]] = {}
         self.last_steps = plan.last_steps
         self.fresh_hashes = cache.holding_nothing_of(_lone_hashes(self.last_steps))
-        self.distinct: dict[tuple[int, int], bool] = {}  # of each call sequence: see sharing_key
 
-    def first_step(self, step: Step) -> tuple[Outlook, ...]:
-        """What the calls of a record's first step would do, leaving the record as they
-        would."""
+    def step(self, step: Step) -> tuple[Outlook, ...]:
+        """What the calls of ``step`` would do, leaving its record as they would."""
         key = self.sharing_key(step)
         if key is None:
             return self.each_call(step)
@@ -83,21 +80,19 @@ class _Foresight:
         return tuple(_outlook_of(call, step.record, self.cache) for call in step.calls)
 
     def sharing_key(self, step: Step) -> tuple[object, ...] | None:
-        """What decides the outcome of a record's first step, if it shares it; ``None``
-        if it does not (its calls are foreseen one by one)."""
+        """What decides the outcome of ``step``, if it shares it; ``None`` if it does not
+        (its calls are foreseen one by one)."""
         record = step.record
-        if self.last_steps[record] is not step:
+        every_call = self.last_steps[record].path  # on the record, in all its steps
+        if every_call is None or not every_call.distinct_stages:
+            return None
+        if record.hash not in self.fresh_hashes:
             return None
         # The node of the plan's tree of call sequences the step ends at, and how many
         # calls it has, tell which calls it makes.
-        sequence = (id(step.path), len(step.calls))
-        distinct = self.distinct.get(sequence)
-        if distinct is None:
-            distinct = self.distinct[sequence] = _of_distinct_stages(step.calls)
-        if not distinct or record.hash not in self.fresh_hashes:
-            return None
         params = record.params  # may the record use the cache, and must it overwrite
-        return (*sequence, record._provenance, None if params is None else params.overwrite)
+        overwrite = None if params is None else params.overwrite
+        return (id(step.path), len(step.calls), record._provenance, overwrite)
 
 
 def _lone_hashes(records: Iterable[Record]) -> set[str]:
@@ -108,13 +103,6 @@ def _lone_hashes(records: Iterable[Record]) -> set[str]:
         return distinct
     counts = collections.Counter(hashes)
     return {record_hash for record_hash, count in counts.items() if count == 1}
-
-
-def _of_distinct_stages(calls: list[Call]) -> bool:
-    """Whether ``calls`` are of regular stages, each of a stage of its own (a stage called
-    twice would find the entry its first call stores)."""
-    specs = {id(call.spec) for call in calls}
-    return len(specs) == len(calls) and not any(call.spec.is_aggregate for call in calls)
 
 
 def _outlook_of(call: Call, record: Record, cache: ListedCache) -> Outlook:

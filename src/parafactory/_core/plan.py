@@ -245,12 +245,16 @@ class _Path:
     reference count (not at the collector's next pass over every record).
     """
 
-    __slots__ = ("_parent", "call", "children", "__weakref__")
+    __slots__ = ("_parent", "call", "children", "distinct_stages", "__weakref__")
 
     def __init__(self, parent: _Path | None, call: Call | None) -> None:
         self._parent = None if parent is None else weakref.ref(parent)
         self.call = call
         self.children: dict[int, _Path] = {}
+        # Whether every call along the path is of a regular stage none of the others calls.
+        self.distinct_stages: bool = parent is None or (
+            call is not None and parent.distinct_stages and _adds_a_stage(parent, call)
+        )
 
     def then(self, call: Call) -> _Path:
         """The path of this one followed by ``call`` (calls are kept by the plan's steps,
@@ -303,6 +307,13 @@ class _Path:
             node = pending.pop()
             yield node
             pending.extend(node.children.values())
+
+
+def _adds_a_stage(path: _Path, call: Call) -> bool:
+    """Whether ``call`` is of a regular stage that no call along ``path`` is of."""
+    spec = call.spec
+    earlier = (node.call.spec for node in path.ancestry() if node.call is not None)
+    return not spec.is_aggregate and all(other is not spec for other in earlier)
 
 
 def _gaps(call: Call, available: Set[str]) -> list[tuple[str, str, tuple[str, ...]]]:
