@@ -119,7 +119,7 @@ def _verdict(found: Hit | Miss | None) -> str:
 def render(outlooks: dict[Record, tuple[Outlook, ...]], *, hashes: bool) -> Iterator[str]:
     """What ``parafactory plan`` prints, a record at a time: its name, then a line for each
     of its stage calls."""
-    distinct = {id(calls): calls for calls in outlooks.values()}.values()
+    distinct = _distinct(outlooks).values()
     width = max((len(o.stage) for calls in distinct for o in calls), default=0)
     blocks: dict[tuple[Outlook, ...], str] = {}  # a sweep has few distinct ones
     for record, calls in outlooks.items():
@@ -138,7 +138,7 @@ def _how(verdict: str) -> str:
 def totals(outlooks: dict[Record, tuple[Outlook, ...]]) -> str:
     """One line: records and stage calls, how many load and how many compute, by reason."""
     records_alike = collections.Counter(map(id, outlooks.values()))
-    distinct = {id(calls): calls for calls in outlooks.values()}
+    distinct = _distinct(outlooks)
     verdicts: collections.Counter[str] = collections.Counter()
     for identity, count in records_alike.items():
         for outlook in distinct[identity]:
@@ -150,3 +150,8 @@ def totals(outlooks: dict[Record, tuple[Outlook, ...]]) -> str:
     if verdicts:
         line += f" ({', '.join(f'{count} {why}' for why, count in verdicts.most_common())})"
     return line
+
+
+def _distinct(outlooks: dict[Record, tuple[Outlook, ...]]) -> dict[int, tuple[Outlook, ...]]:
+    """The distinct tuples of ``outlooks``, by identity (records foreseen alike share one)."""
+    return {id(calls): calls for calls in outlooks.values()}
