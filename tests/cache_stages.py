@@ -232,14 +232,15 @@ class StallingCacher(Cacher):
 
     def save(self, obj: bytes, path: Path) -> None:
         path = Path(path)
+        cache_dir = path.parent.parent  # ``path`` is in the cache's staging folder
         with open(path, "wb") as file:
-            if not (path.parent / "stall").exists():
+            if not (cache_dir / "stall").exists():
                 file.write(obj)
                 return
             file.write(obj[: len(obj) // 2])
             file.flush()
             os.fsync(file.fileno())
-            (path.parent / "half-written").write_text(str(path))
+            (cache_dir / "half-written").write_text(str(path))
             time.sleep(60)
             file.write(obj[len(obj) // 2 :])
 

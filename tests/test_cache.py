@@ -58,7 +58,7 @@ from parafactory._model.parameters import parameter_set_hash
 
 pytestmark = pytest.mark.timeout(60)
 
-BOOKKEEPING = {"params_registry.json", ".registry.lock"}
+BOOKKEEPING = {"params_registry.json", ".registry.lock", ".entries-index", ".staging"}
 
 
 def artifact_files(cache_dir: Path) -> set[str]:
@@ -71,7 +71,8 @@ def artifact_files(cache_dir: Path) -> set[str]:
 
 
 def temp_files(cache_dir: Path) -> list[str]:
-    return [p.name for p in Path(cache_dir).iterdir() if ".tmp" in p.name]
+    """Temporary files in the cache directory, its staging folder first."""
+    return [p.name for p in Path(cache_dir).rglob("*") if ".tmp" in p.name]
 
 
 def combo_hash(own: str | None, members: list[str]) -> str:
@@ -543,7 +544,7 @@ def test_writer_killed_mid_write_leaves_nothing_that_counts_as_cached(tmp_path):
     try:
         _wait_for(cache_dir / "half-written", 30)
         being_written = Path((cache_dir / "half-written").read_text())
-        assert being_written.parent == cache_dir
+        assert being_written.parent == cache_dir / ".staging"
         assert being_written != final
         assert being_written.stat().st_size == len(PAYLOAD) // 2
         os.kill(writer.pid, signal.SIGKILL)

@@ -529,6 +529,22 @@ def test_plan_says_what_would_compute_and_why(project):
     assert len(run_reports(project)) == 1  # plan writes nothing
 
 
+def test_plan_check_files_foresees_files_changed_in_place(project):
+    """The plan judges entries from the cache's index, which files rewritten in place leave
+    as it was; ``--check-files`` reads every entry, as the run does."""
+    assert parafactory_command(project, "run", "sweep", "-p", "basic", "-j", "1").returncode == 0
+    cache = project / "data/cache"
+    final = sorted(cache.glob("sweep_*_grow_final.json"))[0]
+    final.write_text("[]", encoding="utf-8")  # in place: the directory's time stays
+
+    said = plan_lines(project, "sweep", "-p", "basic")
+    checked = plan_lines(project, "sweep", "-p", "basic", "--check-files")
+    changed = [name for name in said if said[name] != checked[name]]
+    assert len(changed) == 1
+    assert checked[changed[0]] == ["start load from cache", "grow compute: damaged"]
+    assert said[changed[0]] == ["start load from cache", "grow load from cache"]
+
+
 # -- stopping ---------------------------------------------------------------------------
 
 

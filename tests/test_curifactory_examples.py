@@ -36,7 +36,7 @@ from curifactory_examples.stages.cache_stages import (
 pytestmark = pytest.mark.timeout(120)
 
 RECORDED = Path(__file__).parent / "curifactory_examples" / "recorded"
-BOOKKEEPING = {"params_registry.json", ".registry.lock"}
+BOOKKEEPING = {"params_registry.json", ".registry.lock", ".entries-index", ".staging"}
 
 
 def recorded(scenario: str) -> dict:

@@ -34,7 +34,7 @@ from curifactory_examples.stages.cache_stages import (
 pytestmark = pytest.mark.timeout(120)
 
 EXAMPLES = Path(__file__).parent / "curifactory_examples"
-BOOKKEEPING = {"params_registry.json", ".registry.lock"}
+BOOKKEEPING = {"params_registry.json", ".registry.lock", ".entries-index", ".staging"}
 ADOPTED = "adopted from a curifactory cache"
 
 _PARALLEL = ["inprocess", "loky", "dask"]

@@ -52,12 +52,8 @@ def cache_dir(out: Path) -> Path:
 
 
 def temporary_files(out: Path) -> list[str]:
-    directory = cache_dir(out)
-    return (
-        sorted(p.name for p in directory.iterdir() if ".tmp" in p.name)
-        if directory.exists()
-        else []
-    )
+    """Temporary files in the cache directory and its staging folder, where they are made."""
+    return sorted(p.name for p in cache_dir(out).rglob("*") if ".tmp" in p.name)
 
 
 def shared_memory_entries(pids: set[int]) -> list[str]:
@@ -344,9 +340,9 @@ def test_reportables_a_killed_writer_was_saving_are_removed_by_the_next_run(tmp_
 
 def test_a_live_writers_temporary_reportables_file_is_kept(tmp_path):
     """Named by a process that is alive (this one), the file may be being written."""
-    cache = cache_dir(tmp_path)
-    cache.mkdir(parents=True)
-    live = cache / f".reportables.{HOST}-{os.getpid()}-0123abcd.tmp.pkl"
+    staging = cache_dir(tmp_path) / ".staging"
+    staging.mkdir(parents=True)
+    live = staging / f".reportables.{HOST}-{os.getpid()}-0123abcd.tmp.pkl"
     live.write_bytes(b"half")
     with ArtifactManager("paused", root=tmp_path, console_log=False) as manager:
         manager.map([Job(name="r0", value=7)], [report_with_pause], n_jobs=1)

@@ -93,11 +93,14 @@ class Sweeps:
     def manager(self, **options: Any) -> ArtifactManager:
         return ArtifactManager(NAME, root=self.root, console_log=False, report=False, **options)
 
-    def preview(self, experiment: Experiment, params: list[Point], **options: Any) -> dict:
+    def preview(
+        self, experiment: Experiment, params: list[Point], check_files: bool = False, **options: Any
+    ) -> dict:
         """What ``parafactory plan`` says for each record (as ``_plan`` asks it)."""
         manager = self.manager(dry=True, **options)
-        cache = ListedCache.of(manager.cache_settings())
+        cache = ListedCache.of(manager.cache_settings(), check_files=check_files)
         outlooks = foresee_plan(manager.plan(experiment, params), cache)
+        cache.keep_index()
         assert set(outlooks) <= set(experiment.made)
         said = {}
         for label, record in zip(experiment.labels(), experiment.made, strict=True):
@@ -149,10 +152,15 @@ class Sweeps:
         return collections.Counter(tuple(name.split("__")[:2]) for name in names)
 
     def check(
-        self, experiment: Experiment, params: list[Point], n_jobs: int, **options: Any
+        self,
+        experiment: Experiment,
+        params: list[Point],
+        n_jobs: int,
+        check_files: bool = False,
+        **options: Any,
     ) -> dict[str, list[str]]:
         """Preview, then run: the run did, call by call, what the preview said."""
-        said = self.preview(experiment, params, **options)
+        said = self.preview(experiment, params, check_files, **options)
         did = self.run(experiment, params, n_jobs, **options)
         assert said == did
         return did
@@ -438,10 +446,9 @@ def damage(path: Path) -> None:
         path.write_bytes(damaged)
 
 
-@pytest.mark.parametrize("n_jobs", JOBS)
-def test_damaged_files_recompute_their_stage(sweeps, n_jobs):
-    experiment = Experiment(preview_stages.everything)
-    sweeps.check(experiment, points(3), n_jobs)
+def damage_three_entries(sweeps: Sweeps, experiment: Experiment) -> None:
+    """Change files of three entries in place: an output's bytes, an entry's metadata and
+    an aggregate's output emptied (the directory's time stays as it was)."""
     records = {record.name: record for record in experiment.made}
     p00, p01 = records["p00"].hash, records["p01"].hash
     damage(sweeps.cache_dir / f"{NAME}_{p00}_fit_model.pkl")
@@ -449,7 +456,14 @@ def test_damaged_files_recompute_their_stage(sweeps, n_jobs):
     aggregated = experiment.made[9].hash
     (sweeps.cache_dir / f"{NAME}_{aggregated}_total_total.pkl").write_bytes(b"")
 
-    did = sweeps.check(experiment, points(3), n_jobs)
+
+@pytest.mark.parametrize("n_jobs", JOBS)
+def test_damaged_files_recompute_their_stage(sweeps, n_jobs):
+    experiment = Experiment(preview_stages.everything)
+    sweeps.check(experiment, points(3), n_jobs)
+    damage_three_entries(sweeps, experiment)
+
+    did = sweeps.check(experiment, points(3), n_jobs, check_files=True)
     assert did["0 p00"] == [
         "load load from cache",
         "fit compute: damaged",
@@ -459,6 +473,23 @@ def test_damaged_files_recompute_their_stage(sweeps, n_jobs):
     assert did["2 p01"][-1] == "score compute: damaged"
     assert did["9 record #8"] == ["total compute: damaged", "publish load from cache"]
     assert "compute: damaged" not in verdicts(sweeps.check(experiment, points(3), n_jobs))
+
+
+def test_files_changed_in_place_are_found_by_the_run_when_the_plan_trusts_the_index(sweeps):
+    """The cache's index tells what is in the directory, not what is in each file: without
+    ``--check-files`` the plan foresees files changed in place as loaded; the run finds
+    them damaged and recomputes them all the same."""
+    experiment = Experiment(preview_stages.everything)
+    sweeps.check(experiment, points(3), 1)
+    damage_three_entries(sweeps, experiment)
+
+    said = sweeps.preview(experiment, points(3))
+    assert "compute: damaged" not in verdicts(said)
+    did = sweeps.run(experiment, points(3), 1)
+    assert verdicts(did)["compute: damaged"] == 3
+    assert sweeps.preview(experiment, points(3)) == sweeps.preview(
+        experiment, points(3), check_files=True
+    )
 
 
 # -- entries curifactory wrote ------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""``parafactory plan`` shares what it foresees across records the cache holds nothing for:
-the outlooks must be exactly those of foreseeing every call on its own."""
+"""``parafactory plan`` shares what it foresees across records the cache holds nothing for,
+or holds entries of that its index describes: the outlooks must be exactly those of
+foreseeing every call on its own, reading each entry's files."""
 
 from __future__ import annotations
 
@@ -67,13 +68,15 @@ def mixed_experiment(
 
 
 def outlooks(tmp_path, experiment, param_sets, *, shared, monkeypatch, **options):
-    """Each record's name and outlooks, foreseen as ``parafactory plan`` does."""
+    """Each record's name and outlooks, foreseen as ``parafactory plan`` does (``shared``),
+    or call by call, each entry read (``plan --check-files`` sharing nothing)."""
     with monkeypatch.context() as patch:
         if not shared:
             patch.setattr(preview._Foresight, "sharing_key", lambda foresight, step: None)
         manager = manager_for(tmp_path, dry=True, **options)
-        cache = ListedCache.of(manager.cache_settings())
+        cache = ListedCache.of(manager.cache_settings(), check_files=not shared)
         found = preview.foresee_plan(manager.plan(experiment, param_sets), cache)
+        cache.keep_index()
     return [(record.name, calls) for record, calls in found.items()]
 
 
@@ -100,7 +103,10 @@ def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, opt
     for index in (3, 8):  # a cached and a new record that ask to be recomputed
         param_sets[index].overwrite = True
 
-    found = outlooks(
+    found = outlooks(  # files were removed by hand: from the files, writing the index
+        tmp_path, experiment, param_sets, shared=True, monkeypatch=monkeypatch, **options
+    )
+    from_index = outlooks(
         tmp_path, experiment, param_sets, shared=True, monkeypatch=monkeypatch, **options
     )
     expected = outlooks(
@@ -108,6 +114,7 @@ def test_shared_foresight_equals_foreseeing_each_call(tmp_path, monkeypatch, opt
     )
 
     assert found == expected
+    assert from_index == expected
     verdicts = {outlook.verdict for _, calls in found for outlook in calls}
     if not options:  # every kind of call was there to share, or not
         assert {"new", "cached", "overwrite", "not cached", "no parameters"} <= verdicts
@@ -228,3 +235,37 @@ def test_shared_foresight_equals_foreseeing_each_call_in_random_experiments(
     expected = outlooks(tmp_path, experiment, pool, shared=False, monkeypatch=monkeypatch)
 
     assert found == expected
+
+
+def same_calls_in_other_steps_experiment(param_sets: list[Sweep], manager: ArtifactManager) -> None:
+    """Records whose ``start`` and ``grow`` are two steps (an aggregate reads them in
+    between), made before records calling both in one step: either step ends where the
+    other records' calls do."""
+    half = len(param_sets) // 2
+    split = [start(Record(manager, params)) for params in param_sets[:half]]
+    tally(Record(manager, None), split)
+    for record in split:
+        grow(record)
+    for params in param_sets[half:]:
+        grow(start(Record(manager, params)))
+
+
+def test_shared_foresight_tells_apart_steps_ending_alike(tmp_path, monkeypatch):
+    markers = tmp_path / "markers"
+    param_sets = sweep(markers, 8)
+    experiment = same_calls_in_other_steps_experiment
+    manager_for(tmp_path).run(experiment, param_sets, n_jobs=1)
+    for record_params in param_sets[5::2]:  # some one-step records lose their first entry
+        for path in cache_dir_of(tmp_path).glob(f"*_{record_params.params_hash()}_start*"):
+            path.unlink()
+
+    results = [
+        outlooks(tmp_path, experiment, param_sets, shared=shared, monkeypatch=monkeypatch)
+        for shared in (True, True, False)  # the files read (the index written), the index
+    ]
+
+    assert results[0] == results[2]
+    assert results[1] == results[2]
+    # r05 computes its first stage again, as the same code: its second loads as before
+    new_then_cached = (preview.Outlook("start", "new"), preview.Outlook("grow", "cached"))
+    assert ("r05", new_then_cached) in results[2]

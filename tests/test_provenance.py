@@ -40,7 +40,7 @@ pytestmark = pytest.mark.timeout(120)
 PREFIX = "prov"
 CHAIN = ["make_data", "fit", "score"]
 RUNS = ["eager", "inprocess", "loky"]
-BOOKKEEPING = {"params_registry.json", ".registry.lock"}
+BOOKKEEPING = {"params_registry.json", ".registry.lock", ".entries-index", ".staging"}
 
 
 # -- running a sweep eagerly or on a backend ---------------------------------------------------

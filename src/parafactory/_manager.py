@@ -271,6 +271,9 @@ class ArtifactManager:
             if cache is not None:
                 cache.remove_leftovers()
                 stack.callback(cache.remove_leftovers)  # writers killed by an interrupt
+                if any(spec.cachers for spec in plan.stages):
+                    cache.start_index()
+                    stack.callback(cache.compact_index)
             pool.start(RunSettings(setup, self._log.deliver, self.log_level))
             stack.callback(pool.close)
             stack.enter_context(self._log.capturing())

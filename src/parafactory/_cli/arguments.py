@@ -26,6 +26,13 @@ def parser() -> argparse.ArgumentParser:
         "plan", parents=[sweep], help="show what a run would load from cache or compute, and why"
     )
     plan.add_argument("--hashes", action="store_true", help="show each record's parameter hash")
+    plan.add_argument(
+        "--check-files",
+        action="store_true",
+        help="read each cache entry and check its files, rather than the cache's index: "
+        "also foresees files changed in place since they were written (which the run "
+        "finds and recomputes), at some 50 µs per stage call",
+    )
     ls = commands.add_parser("ls", help="list the experiments and parameter files found here")
     for command in (run, plan, ls):
         command.set_defaults(grammar=command)  # whose usage a usage error shows

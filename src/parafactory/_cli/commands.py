@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    """Print what a run would load and compute, and why; runs nothing, writes nothing."""
+    """Print what a run would load and compute, and why; runs nothing, and writes nothing
+    but the cache's index of entries (see ``entry_index``)."""
     with garbage_collection_paused():  # what it makes lives until it prints
         return _plan(args)
 
@@ -70,8 +71,10 @@ def _plan(args: argparse.Namespace) -> int:
         overwrite_stages=args.overwrite_stages,
         console_log=False,
     )
-    cache = ListedCache.of(manager.cache_settings())  # dry, the manager would not read it
+    # dry, the manager would not read the cache
+    cache = ListedCache.of(manager.cache_settings(), check_files=args.check_files)
     outlooks = preview.foresee_plan(manager.plan(experiment.run, param_sets), cache)
+    cache.keep_index()
     console.say_lines(preview.render(outlooks, hashes=args.hashes))
     console.say(preview.totals(outlooks))
     # Records and their manager refer to each other: let them go now, by reference count,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from .._core.plan import Call, Plan, Step
-from .._model.cache import Hit, ListedCache, Miss, Provenance
+from .._model.cache import Hit, ListedCache, Miss, Provenance, files_of
 from .._model.records import Record, copy_provenance
 from .._model.stages import foresee
 
@@ -49,18 +49,21 @@ class _Foresight:
 
     Calls that would compute store their entries with the cache, for the calls after them
     to find. The calls on a record store entries no other call looks up when they are of
-    regular stages none called twice, on a hash no other record has and the cache holds
-    nothing of. Each step of such a record is then decided by its calls, the provenance
-    it starts from and the record's parameters' overwrite flag alone, so such steps share
-    their outcome, foreseen once for each distinct start (a new sweep of 100,000 records
-    has a handful).
+    regular stages none called twice, on a hash no other record has. Each step of such a
+    record is then decided by its calls, the provenance it starts from, the record's
+    parameters' overwrite flag and what the cache holds for them: nothing, or entries its
+    index describes. So such steps share their outcome, foreseen once for each distinct
+    start and set of entries (a sweep of 100,000 records, new or cached, has a handful).
     """
 
     def __init__(self, plan: Plan, cache: ListedCache) -> None:
         self.cache = cache
         self.shared: dict[tuple[object, ...], tuple[Provenance, tuple[Outlook, ...]]] = {}
         self.last_steps = plan.last_steps
-        self.fresh_hashes = cache.holding_nothing_of(_lone_hashes(self.last_steps))
+        self.lone_hashes = _lone_hashes(self.last_steps)
+        self.fresh_hashes = cache.holding_nothing_of(self.lone_hashes)
+        # by a step's calls (see sharing_key): the stages they look up, with their files
+        self.cached_stages: dict[tuple[int, int], list[tuple[str, str | None]]] = {}
 
     def step(self, step: Step) -> tuple[Outlook, ...]:
         """What the calls of ``step`` would do, leaving its record as they would."""
@@ -86,13 +89,34 @@ class _Foresight:
         every_call = self.last_steps[record].path  # on the record, in all its steps
         if every_call is None or not every_call.distinct_stages:
             return None
-        if record.hash not in self.fresh_hashes:
+        if record.hash in self.fresh_hashes:
+            held: tuple[object, ...] | None = ()
+        elif record.hash in self.lone_hashes:
+            held = self.held(step)
+            if held is None:
+                return None
+        else:
             return None
         # The node of the plan's tree of call sequences the step ends at, and how many
         # calls it has, tell which calls it makes.
         params = record.params  # may the record use the cache, and must it overwrite
         overwrite = None if params is None else params.overwrite
-        return (id(step.path), len(step.calls), record._provenance, overwrite)
+        return (id(step.path), len(step.calls), record._provenance, overwrite, held)
+
+    def held(self, step: Step) -> tuple[object, ...] | None:
+        """What the cache's index says of the entries the calls of ``step`` look up, if
+        that decides each lookup (``None``: some entry's files must be read)."""
+        calls = (id(step.path), len(step.calls))
+        stages = self.cached_stages.get(calls)
+        if stages is None:
+            stages = self.cached_stages[calls] = [
+                (call.spec.name, files_of(call.spec.name, call.spec.outputs, call.spec.cachers))
+                for call in step.calls
+                if call.spec.cachers
+            ]
+        record_hash = step.record.hash
+        held = tuple(self.cache.indexed(record_hash, stage, files) for stage, files in stages)
+        return None if None in held else held
 
 
 def _lone_hashes(records: Iterable[Record]) -> set[str]:

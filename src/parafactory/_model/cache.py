@@ -3,9 +3,11 @@
 A stage with ``cachers=[...]`` (one per output) saves each output as
 ``{prefix}_{hash}_{stage}_{output}.{ext}`` in the manager's cache directory,
 then a small ``.meta.json`` beside them that says the entry is complete and
-which code made it. Every file is written to a temporary name in the same
-directory and renamed into place, so a killed writer never leaves something
-that counts as cached, and two writers racing leave one whole file.
+which code made it. Every file is written to a temporary name in the directory's
+``.staging`` folder and renamed into place, so a killed writer never leaves something
+that counts as cached, and two writers racing leave one whole file. Files appear in
+the directory only under its lock, each change noted in its index of entries
+(:mod:`.entry_index`), which a preview of a large sweep reads instead of every entry.
 
 A cacher is any object with ``extension``, ``save(obj, path)`` and
 ``load(path)``; ``path(...)`` names its file and may be overridden:
@@ -40,13 +42,14 @@ import re
 import types
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Set
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeAlias
 
 from .._digests import md5_hex
 from .._errors import CacheEntryDamagedError
 from .._leftovers import HOST, remove_dead
+from . import entry_index
 
 logger = logging.getLogger("parafactory.cache")
 
@@ -54,6 +57,7 @@ REGISTRY_FILE = "params_registry.json"
 # The cache directory's one lock file, for the registry and for committing entries (its
 # name is older than its second use; keeping it leaves one bookkeeping file, not two).
 LOCK_FILE = ".registry.lock"
+STAGING_DIR = ".staging"  # where files are written, to be renamed into place when whole
 
 
 class Cacher:
@@ -351,7 +355,9 @@ class Cache:
             return self._adopt(entry, upstream)
         except (OSError, ValueError, KeyError, TypeError) as error:
             return Miss(f"its metadata file {meta_path} is damaged ({error})", "damaged")
-        stale = _staleness(entry, stored, upstream)
+        stale = _staleness(
+            entry, stored.get("code"), stored.get("upstream"), stored.get("arguments", ""), upstream
+        )
         if stale is not None:
             return stale
         found: dict[str, Artifact] = {}
@@ -419,24 +425,22 @@ class Cache:
         entry's metadata; returns the outputs' values for the state (``Lazy`` outputs as
         artifacts).
 
-        Files are written under temporary names, then renamed into place together under
-        the cache's lock, so two processes storing one entry leave one writer's files and
-        the metadata that describes them.
+        Files are written under temporary names in the staging folder, then renamed into
+        place together under the cache's lock, so two processes storing one entry leave
+        one writer's files and the metadata that describes them.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
+        staging = self._staging()
         meta_path = self._meta_path(entry)
         in_state, stamps = {}, {}
         cachers = dict(zip(entry.outputs, entry.cachers, strict=True))
         extras = dict(entry.extras)
-        with contextlib.ExitStack() as staging:
+        with contextlib.ExitStack() as cleanup:
             renames = []
             for output, value in values.items():
                 cacher = cachers.get(output) or extras[output]
                 path = self._path(entry, output, cacher)
-                staged = self._staged(path)
-                if staged.parent != path.parent:  # a folder of the cache directory's own
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                temporary = staging.enter_context(_temporary_beside(staged))
+                temporary = cleanup.enter_context(_temporary_in(staging, path))
                 cacher.save(value, temporary)
                 stamp = stamps[output] = _stamp_of(temporary)  # a rename keeps the time
                 renames.append((temporary, path))
@@ -444,25 +448,28 @@ class Cache:
                     value = Artifact(path, cacher, True, entry.stage, stamp, meta_path)
                 if output in cachers:
                     in_state[output] = value
-            temporary = staging.enter_context(_temporary_beside(meta_path))
+            temporary = cleanup.enter_context(_temporary_in(staging, meta_path))
             temporary.write_text(json.dumps(_meta(entry, stamps, upstream, provenance)), "utf-8")
             renames.append((temporary, meta_path))
-            with self._locked():
+            with self._changing(self._indexed(entry, upstream, provenance, values)):
                 for temporary, path in renames:
+                    if path.parent != self.directory:  # a folder of its own (reportables)
+                        path.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(temporary, path)
         return in_state
 
-    def _staged(self, path: Path) -> Path:
-        """Where ``path`` is written before it is renamed into place: beside it, or, for a
-        file in a folder of the cache directory (a stage's reportables), in the directory
-        itself, where a writer killed mid-save leaves its temporary file for the next
-        run's sweep to find without looking into every folder."""
-        inside = path.parent != self.directory and path.is_relative_to(self.directory)
-        return self.directory / path.name if inside else path
+    def _staging(self) -> Path:
+        """The folder in the cache directory where files are written before they are
+        renamed into place (made if missing, as every change here, under the lock)."""
+        staging = self.directory / STAGING_DIR
+        if not staging.is_dir():
+            with self._changing():
+                staging.mkdir(exist_ok=True)
+        return staging
 
     def remove_leftovers(self) -> None:
         """Remove temporary files that processes which died mid-write left here."""
-        removed = remove_dead(self.directory, _TEMPORARY)
+        removed = remove_dead(self.directory / STAGING_DIR, _TEMPORARY)
         if removed:
             logger.info("removed %d temporary files of dead runs from %s", removed, self.directory)
 
@@ -476,8 +483,60 @@ class Cache:
     def _write_meta(
         self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     ) -> None:
-        with self._locked(), _atomic(self._meta_path(entry)) as temporary:
+        indexed = self._indexed(entry, upstream, provenance, stamps)
+        staging = self._staging()
+        with self._changing(indexed), _atomic(self._meta_path(entry), staging) as temporary:
             temporary.write_text(json.dumps(_meta(entry, stamps, upstream, provenance)), "utf-8")
+
+    def _indexed(
+        self, entry: Entry, upstream: str, provenance: str, kept: Iterable[str]
+    ) -> entry_index.Stored:
+        """What the directory's index notes of an entry stored with the outputs ``kept``:
+        not its metadata if it keeps extras or its files are named otherwise (a preview
+        reads that)."""
+        files = files_of(entry.stage, entry.outputs, entry.cachers)
+        made = None
+        if files is not None and set(kept) == set(entry.outputs):
+            made = entry_index.IndexedEntry(
+                entry.code or "", upstream, entry.arguments, provenance, files
+            )
+        return entry_index.Stored(self.prefix, entry.record_hash, entry.stage, made)
+
+    def start_index(self) -> None:
+        """Start the directory's index of entries if it has none and holds no entries
+        yet (made, if missing): stores from now on keep it whole, so a preview reads it
+        instead of each entry. A directory holding entries gets one from a preview."""
+        if (self.directory / entry_index.INDEX_FILE).exists():
+            return
+        with contextlib.suppress(OSError):  # a read-only cache goes without
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                mtime = entry_index.directory_time(self.directory)
+                if mtime is not None and not _holds_entries(self.directory):
+                    self._write_index(entry_index.start_text(mtime, complete=True), mtime)
+
+    def compact_index(self) -> None:
+        """Write the directory's index afresh, the changes noted since its start folded
+        into it (a run ends with this): a preview then reads a few lines per stage, not
+        one per entry stored."""
+        if not (self.directory / entry_index.INDEX_FILE).exists():
+            return
+        with contextlib.suppress(OSError), self._locked():
+            mtime = entry_index.directory_time(self.directory)
+            index = entry_index.read(self.directory, mtime) if mtime is not None else None
+            if mtime is not None and index is not None and index.worth_rewriting():
+                self._write_index(entry_index.text_of(index), mtime)
+
+    def _write_index(self, text: str, mtime: str) -> None:
+        """Put ``text``, an index of the directory as it is at ``mtime`` (its time now),
+        in place of its index; the caller holds the lock."""
+        staging = self.directory / STAGING_DIR
+        staging.mkdir(exist_ok=True)  # noted below, with the rest
+        with _atomic(self.directory / entry_index.INDEX_FILE, staging) as temporary:
+            temporary.write_text(text, "utf-8")
+        after = entry_index.directory_time(self.directory)
+        if after is not None:
+            entry_index.note(self.directory, mtime, after, None)
 
     def stored(self, entry: Entry, output: str) -> Artifact | None:
         """The artifact of ``output`` as :meth:`store` just wrote it, unchecked (``None`` if
@@ -516,23 +575,38 @@ class Cache:
             return  # nothing new: a rerun, or a read-only cache, writes nothing
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with self._locked():  # concurrent runs add to it, never lose entries
+            staging = self._staging()
+            with self._changing():  # concurrent runs add to it, never lose entries
                 try:
                     registry = json.loads(path.read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     registry = {}
                 registry.update(representations)
-                with _atomic(path) as temporary:
+                with _atomic(path, staging) as temporary:
                     temporary.write_text(json.dumps(registry, indent=2, sort_keys=True), "utf-8")
         except OSError as error:
             logger.warning("the parameters registry %s was not updated: %s", path, error)
 
     @contextlib.contextmanager
+    def _changing(self, stored: entry_index.Stored | None = None) -> Iterator[None]:
+        """Change the directory in the block, under the lock, and note the change in its
+        index: the entry it stores (``stored``, see :meth:`_indexed`), if any."""
+        with self._locked():
+            before = entry_index.directory_time(self.directory)
+            yield
+            after = entry_index.directory_time(self.directory)
+            if before is not None and after is not None:
+                entry_index.note(self.directory, before, after, stored)
+
+    @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the cache directory's lock (between processes) in the block."""
-        with open(self.directory / LOCK_FILE, "w") as lock:
+        lock = os.open(self.directory / LOCK_FILE, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(lock)  # which releases the lock
 
     def _path(self, entry: Entry, output: str, cacher: Cacher) -> Path:
         return cacher.path(self.directory, self.prefix, entry.record_hash, entry.stage, output)
@@ -543,34 +617,44 @@ class Cache:
 
 @dataclasses.dataclass(frozen=True)
 class ListedCache(Cache):
-    """A cache whose directory was listed once, for many lookups in a row (a preview of a
-    large sweep): entries of a record hash that no file name holds are new without a look
-    at the disk; others are looked up as usual. Outputs a cacher keeps outside the
-    directory (a ``path`` override) are not seen, so such entries of curifactory's, which
-    have no metadata of ours, show as new. It writes nothing: an entry of curifactory's
-    gets metadata of ours when a run adopts it; an entry a call is foreseen to store
+    """A cache read once for many lookups in a row (a preview of a large sweep).
+
+    Its index of entries (:mod:`.entry_index`) is read, if it accounts for the directory
+    as it is, else the directory is listed. Entries of a record hash no file name holds
+    are new without a look at the disk; an entry the index holds is judged from it;
+    others are looked up as usual, and what that finds is added to the index, which
+    :meth:`keep_index` writes. Outputs a cacher keeps outside the directory (a ``path``
+    override) are not seen, so such entries of curifactory's, which have no metadata of
+    ours, show as new. It writes nothing else: an entry of curifactory's gets metadata of
+    ours when a run adopts it; an entry a call is foreseen to store
     (:meth:`foreseen_entries`) is what later calls find, as they will in the run."""
 
     hashes: frozenset[str] = frozenset()  # the record hashes the directory's file names hold
+    check_files: bool = False  # read every entry, rather than judge it from the index
+    index: entry_index.EntryIndex = dataclasses.field(
+        default_factory=lambda: entry_index.EntryIndex("", False, {}, {}), compare=False
+    )
     # record hash -> stage -> the metadata a call foreseen to compute would store
     foreseen: dict[str, dict[str, ForeseenEntry]] = dataclasses.field(
         default_factory=dict, compare=False
     )
 
     @classmethod
-    def of(cls, cache: Cache) -> ListedCache:
-        """``cache`` with its directory listed now."""
-        try:
-            names = os.listdir(cache.directory)
-        except FileNotFoundError:
-            names = []
-        head = f"{cache.prefix}_"
-        start = len(head)
-        hashes = frozenset(
-            {name[start:].partition("_")[0] for name in names if name.startswith(head)}
-        )
+    def of(cls, cache: Cache, check_files: bool = False) -> ListedCache:
+        """``cache``, its index read or its directory listed now; ``check_files``: every
+        entry is read and its files checked, as a run does (the index only says which
+        records have none), so that files changed in place since they were written, which
+        leave the index valid, are foreseen as damaged too."""
+        mtime = entry_index.directory_time(cache.directory)
+        index = entry_index.read(cache.directory, mtime) if mtime is not None else None
+        if index is None:  # none, or another hand changed the directory since
+            index = entry_index.EntryIndex(mtime or "", False, {}, {}, changed=True)
+        hashes = index.hashes_of(cache.prefix)
+        if hashes is None:
+            hashes = index.listed[cache.prefix] = _hashes_listed(cache)
+            index.changed = True
         fields = {field.name: getattr(cache, field.name) for field in dataclasses.fields(cache)}
-        return cls(**{**fields, "hashes": hashes})
+        return cls(**{**fields, "hashes": hashes, "index": index, "check_files": check_files})
 
     def may_hold(self, record_hash: str) -> bool:
         return record_hash in self.hashes or record_hash in self.foreseen
@@ -582,12 +666,71 @@ class ListedCache(Cache):
         new -= self.foreseen.keys()
         return new
 
+    def indexed(self, record_hash: str, stage: str, files: str | None) -> entry_index.Known | None:
+        """What the index says of the entry of ``stage`` for ``record_hash`` if that
+        decides its lookup (``files``: the names the stage's cachers give its files, see
+        :func:`files_of`), else ``None``: the entry's files must be read."""
+        if self.check_files:
+            return None
+        known = self.index.entries_of(self.prefix).get(stage, {}).get(record_hash)
+        if known is None:
+            return entry_index.ABSENT if self.index.complete else None
+        if isinstance(known, entry_index.Mark):
+            return None if known is entry_index.UNREAD else known
+        return known if known.files == files else None
+
     def lookup(self, entry: Entry, upstream: str) -> Hit | Miss:
         stored = self.foreseen.get(entry.record_hash, {}).get(entry.stage)
-        if stored is None:
-            return super().lookup(entry, upstream)
-        stale = _staleness(entry, stored._asdict(), upstream)
-        return Hit({}, stored.provenance) if stale is None else stale
+        if stored is not None:
+            stale = _staleness(entry, stored.code, stored.upstream, stored.arguments, upstream)
+            return Hit({}, stored.provenance) if stale is None else stale
+        if entry.record_hash not in self.hashes:  # no file of the record is here
+            return _NOTHING_STORED
+        files = files_of(entry.stage, entry.outputs, entry.cachers)
+        known = self.indexed(entry.record_hash, entry.stage, files)
+        if known is None:
+            return self._looked_up(entry, upstream, files)
+        if isinstance(known, entry_index.Mark):  # what indexed() returns: ABSENT
+            return _NOTHING_STORED
+        stale = _staleness(entry, known.code, known.upstream, known.arguments, upstream)
+        return Hit({}, known.provenance) if stale is None else stale
+
+    def _looked_up(self, entry: Entry, upstream: str, files: str | None) -> Hit | Miss:
+        """The entry looked up in its files, and added to the index if it is whole or
+        not there (a damaged or stale one is read again next time)."""
+        found = super().lookup(entry, upstream)
+        if files is None or entry.code is None:
+            return found
+        if isinstance(found, Hit) and not found.extras:
+            known: entry_index.Known = entry_index.IndexedEntry(
+                entry.code, upstream, entry.arguments, found.provenance, files
+            )
+        elif found == _NOTHING_STORED:
+            known = entry_index.ABSENT
+        else:
+            return found
+        made = known if isinstance(known, entry_index.IndexedEntry) else None
+        if not entry_index.writable(
+            entry_index.Stored(self.prefix, entry.record_hash, entry.stage, made)
+        ):
+            return found
+        entries = self.index.entries_of(self.prefix).setdefault(entry.stage, {})
+        if entries.get(entry.record_hash) != known:
+            entries[entry.record_hash] = known
+            self.index.changed = True
+        return found
+
+    def keep_index(self) -> None:
+        """Write the index afresh if the lookups added to it or changes were noted since
+        its start, unless the directory changed since it was read: the next preview of
+        these records reads them from it, in a few lines. Only in a directory a run of
+        parafactory wrote to (it has the lock file): others, curifactory's, stay as they are."""
+        index = self.index
+        if not index.worth_rewriting() or not (self.directory / LOCK_FILE).exists():
+            return
+        with contextlib.suppress(OSError), self._locked():
+            if index.mtime and entry_index.directory_time(self.directory) == index.mtime:
+                self._write_index(entry_index.text_of(index), index.mtime)
 
     def foreseen_entries(self, record_hash: str) -> dict[str, ForeseenEntry]:
         """The entries of ``record_hash`` calls are foreseen to store, by stage, for more
@@ -601,6 +744,44 @@ class ListedCache(Cache):
         self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     ) -> None:
         """A preview writes nothing: the run adopts the entry."""
+
+
+_NOTHING_STORED = Miss("new")
+
+
+def _holds_entries(directory: Path) -> bool:
+    """Whether the directory holds anything but the cache's bookkeeping (looking no
+    further than the first such file: a large cache has hundreds of thousands)."""
+    with os.scandir(directory) as found:
+        return any(item.name not in (LOCK_FILE, REGISTRY_FILE, STAGING_DIR) for item in found)
+
+
+def _hashes_listed(cache: Cache) -> frozenset[str]:
+    """The record hashes of the cache's prefix that file names in its directory hold."""
+    try:
+        names = os.listdir(cache.directory)
+    except FileNotFoundError:
+        names = []
+    head = f"{cache.prefix}_"
+    start = len(head)
+    return frozenset({name[start:].partition("_")[0] for name in names if name.startswith(head)})
+
+
+def files_of(stage: str, outputs: tuple[str, ...], cachers: tuple[Cacher, ...]) -> str | None:
+    """The names of a stage's output files after ``{prefix}_{hash}_``, as the index
+    keeps them (``None``, so the index does not judge its entries: a cacher names its
+    files otherwise, or checks more than them, as one of files a stage wrote does)."""
+    if any(_own(cacher, "path") or _own(cacher, "problem_with") for cacher in cachers):
+        return None
+    return "/".join(
+        f"{stage}_{output}.{cacher.extension}"
+        for output, cacher in zip(outputs, cachers, strict=True)
+    )
+
+
+def _own(cacher: Cacher, method: str) -> bool:
+    """Whether ``cacher`` has a ``method`` of its own, not :class:`Cacher`'s."""
+    return getattr(getattr(cacher, method), "__func__", None) is not getattr(Cacher, method)
 
 
 class ForeseenEntry(NamedTuple):
@@ -625,13 +806,16 @@ def _meta(entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     }
 
 
-def _staleness(entry: Entry, stored: dict[str, Any], upstream: str) -> Miss | None:
-    """Why stored metadata does not fit this call, or ``None`` when it does."""
-    if entry.code is not None and stored.get("code") != entry.code:
+def _staleness(
+    entry: Entry, code: object, made_from: object, arguments: object, upstream: str
+) -> Miss | None:
+    """Why an entry made by ``code`` from ``made_from`` (a provenance) with ``arguments``
+    does not fit this call from ``upstream``, or ``None`` when it does."""
+    if entry.code is not None and code != entry.code:
         return Miss("its code changed", "code changed")
-    if stored.get("upstream") != upstream:
+    if made_from != upstream:
         return Miss("an upstream stage changed", "upstream changed")
-    if stored.get("arguments", "") != entry.arguments:
+    if arguments != entry.arguments:
         return Miss("it was called with other arguments", "arguments changed")
     return None
 
@@ -684,25 +868,26 @@ def _crc32(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
-    with _temporary_beside(path) as temporary:
+def _atomic(path: Path, staging: Path) -> Iterator[Path]:
+    """Yield a temporary path in ``staging`` for ``path``; rename it into place only if the
+    block succeeds."""
+    with _temporary_in(staging, path) as temporary:
         yield temporary
         os.replace(temporary, path)
 
 
-# see _temporary_beside; the machine's name, as dask workers elsewhere may share the cache
+# see _temporary_in; the machine's name, as dask workers elsewhere may share the cache
 _TEMPORARY = re.compile(r"\..*\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.tmp.*")
 
 
 @contextlib.contextmanager
-def _temporary_beside(path: Path) -> Iterator[Path]:
-    """Yield a fresh temporary name beside ``path`` (same suffix, for cachers that add
-        their own); whatever is left under it when the block ends is removed. The name holds
-        this machine's name and this process's id: if it dies mid-write, the next run on this
-    machine removes the file."""
-    temporary = path.with_name(
-        f".{path.stem}.{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
+def _temporary_in(staging: Path, path: Path) -> Iterator[Path]:
+    """Yield a fresh temporary name in ``staging`` for ``path`` (same suffix, for cachers
+    that add their own); whatever is left under it when the block ends is removed. The name
+    holds this machine's name and this process's id: if it dies mid-write, the next run on
+    this machine removes the file."""
+    temporary = (
+        staging / f".{path.stem}.{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}"
     )
     try:
         yield temporary
