@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from .._core.plan import Call, Plan, Step
@@ -62,8 +62,8 @@ class _Foresight:
         self.last_steps = plan.last_steps
         self.lone_hashes = _lone_hashes(self.last_steps)
         self.fresh_hashes = cache.holding_nothing_of(self.lone_hashes)
-        # by a step's calls (see sharing_key): the stages they look up, with their files
-        self.cached_stages: dict[tuple[int, int], list[tuple[str, str | None]]] = {}
+        # by a step's calls (see sharing_key): what the index says of their entries
+        self.indexed_calls: dict[tuple[int, int], Callable[[str], tuple[object, ...] | None]] = {}
 
     def step(self, step: Step) -> tuple[Outlook, ...]:
         """What the calls of ``step`` would do, leaving its record as they would."""
@@ -107,16 +107,16 @@ class _Foresight:
         """What the cache's index says of the entries the calls of ``step`` look up, if
         that decides each lookup (``None``: some entry's files must be read)."""
         calls = (id(step.path), len(step.calls))
-        stages = self.cached_stages.get(calls)
-        if stages is None:
-            stages = self.cached_stages[calls] = [
-                (call.spec.name, files_of(call.spec.name, call.spec.outputs, call.spec.cachers))
-                for call in step.calls
-                if call.spec.cachers
-            ]
-        record_hash = step.record.hash
-        held = tuple(self.cache.indexed(record_hash, stage, files) for stage, files in stages)
-        return None if None in held else held
+        indexed = self.indexed_calls.get(calls)
+        if indexed is None:
+            indexed = self.indexed_calls[calls] = self.cache.indexed_entries(
+                [
+                    (spec.name, files_of(spec.name, spec.outputs, spec.cachers))
+                    for spec in (call.spec for call in step.calls)
+                    if spec.cachers
+                ]
+            )
+        return indexed(step.record.hash)
 
 
 def _lone_hashes(records: Iterable[Record]) -> set[str]:

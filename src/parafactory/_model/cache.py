@@ -679,6 +679,31 @@ class ListedCache(Cache):
             return None if known is entry_index.UNREAD else known
         return known if known.files == files else None
 
+    def indexed_entries(
+        self, stages: list[tuple[str, str | None]]
+    ) -> Callable[[str], tuple[entry_index.Known, ...] | None]:
+        """A function of a record hash that says what :meth:`indexed` says of its entry of
+        each of ``stages`` (names with their files), or ``None`` if that does not decide
+        the lookup of one: made once for many records that look up the same stages."""
+        if self.check_files:
+            return lambda record_hash: None
+        entries = self.index.entries_of(self.prefix)
+        tables = [(entries.get(stage, {}), files) for stage, files in stages]
+        missing = entry_index.ABSENT if self.index.complete else None
+
+        def indexed(record_hash: str) -> tuple[entry_index.Known, ...] | None:
+            found = []
+            for table, files in tables:
+                known = table.get(record_hash, missing)
+                if known is None or known is entry_index.UNREAD:
+                    return None
+                if isinstance(known, entry_index.IndexedEntry) and known.files != files:
+                    return None
+                found.append(known)
+            return tuple(found)
+
+        return indexed
+
     def lookup(self, entry: Entry, upstream: str) -> Hit | Miss:
         stored = self.foreseen.get(entry.record_hash, {}).get(entry.stage)
         if stored is not None:

@@ -123,10 +123,13 @@ class EntryIndex:
 
     def indexed_hashes(self, prefix: str) -> set[str]:
         """The record hashes of the entries it holds (not of those it knows are not there)."""
+        tables = self.entries.get(prefix, {}).values()
+        if not any(ABSENT in table.values() for table in tables):
+            return set().union(*tables)  # at once: after a run, there are no others
         return {
             record_hash
-            for hashes in self.entries.get(prefix, {}).values()
-            for record_hash, known in hashes.items()
+            for table in tables
+            for record_hash, known in table.items()
             if known is not ABSENT
         }
 
