@@ -104,7 +104,7 @@ def run_scale(
     figures["plan_command"] = scale.plan_command(config.planning_sizes[-1], config.reps)
     _say("scale: parafactory plan of a cached sweep")
     figures["plan_command_cached"] = scale.plan_command_cached(
-        config.planning_sizes[0], workers, config.reps
+        config.planning_sizes[-1], workers, config.reps
     )
     _say("scale: run cost against the number of records")
     growth = figures["growth"] = scale.run_growth(config.growth_sizes, workers, config.reps)

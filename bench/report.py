@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,14 +97,14 @@ def _planning(scale: Mapping[str, Any]) -> Target:
     return Target("planning 100k records × 2 stages", measured, 1.0, "s", note=note)
 
 
-def _plan_command(scale: Mapping[str, Any]) -> Target:
-    """``parafactory plan`` of 100k records; from a smaller size, extrapolated per record
-    (the plan of one record is the fixed cost, not scaled)."""
-    name = "parafactory plan, 100k new records × 2 stages"
-    figure = scale.get("plan_command")
+def _plan_command(scale: Mapping[str, Any], cached: bool) -> Target:
+    """``parafactory plan`` of 100k records, new or all cached; from a smaller size,
+    extrapolated per record (the plan of one new record is the fixed cost, not scaled)."""
+    name = f"parafactory plan, 100k {'cached' if cached else 'new'} records × 2 stages"
+    figure = scale.get("plan_command_cached" if cached else "plan_command")
     if not figure:
         return Target(name, None, 2.0, "s")
-    fixed = figure.get("one_record_seconds", 0.0)
+    fixed = scale.get("plan_command", {}).get("one_record_seconds", 0.0)
     measured = fixed + (figure["median_seconds"] - fixed) * 100_000 / figure["records"]
     note = "" if figure["records"] == 100_000 else f"extrapolated from {figure['records']:,}"
     return Target(name, measured, 2.0, "s", note=note)
@@ -133,7 +134,8 @@ def targets(
         _versus_peer("W4 vs fastest peer", medians, "W4 warm", 1.05),
         _versus_peer("W5 vs fastest peer", medians, "W5 warm", 1.05),
         _planning(scale),
-        _plan_command(scale),
+        _plan_command(scale, cached=False),
+        _plan_command(scale, cached=True),
         _lazy_rss(scale),
         _report(scale),
     ]
@@ -226,6 +228,12 @@ def scale_table(scale: Mapping[str, Any]) -> str:
             f"| {cached_plan['median_seconds']:.3f} s "
             f"({cached_plan['us_per_stage_call']:.1f} µs per stage call) |"
         )
+        if "checked_records" in cached_plan:
+            lines.append(
+                f"| the same, {cached_plan['checked_records']:,} records, `--check-files` "
+                f"| {statistics.median(cached_plan['checked_seconds']):.3f} s "
+                f"({cached_plan['checked_us_per_stage_call']:.1f} µs per stage call) |"
+            )
     for figure in scale.get("growth", []):
         lines.append(
             f"| warm run of {figure['records']:,} tiny records | "
