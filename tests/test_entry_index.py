@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cache_stages import cache_dir_of, manager_for, sweep
-from parafactory import FileReferenceCacher, PickleCacher, Record, stage
+from parafactory import FileReferenceCacher, JsonCacher, PickleCacher, Record, stage
 from parafactory._cli import preview
 from parafactory._model import cache as cache_module
 from parafactory._model.cache import ListedCache
@@ -40,6 +40,16 @@ def changed_second():
         return a * 3
 
     return second
+
+
+def first_saved_as_json():
+    """``first`` as a user who changed its cacher, not its code, has it."""
+
+    @stage(outputs=["a"], cachers=[JsonCacher()])
+    def first(record):
+        return record.params.value + 1
+
+    return first
 
 
 def experiment(param_sets, manager, last=second):
@@ -175,6 +185,19 @@ def test_entries_of_files_elsewhere_are_read_for_the_files_they_name(tmp_path, m
         "cached",
         "damaged",
     ]
+
+
+def test_a_stage_whose_cacher_changed_looks_for_its_new_files(tmp_path, monkeypatch):
+    param_sets = sweep(tmp_path / "markers", 2)
+    manager_for(tmp_path).run(experiment, param_sets, n_jobs=1, progress=False)
+
+    def saved_as_json(param_sets, manager):
+        first = first_saved_as_json()
+        for params in param_sets:
+            second(first(Record(manager, params)))
+
+    planned = plans_agree(tmp_path, monkeypatch, param_sets, saved_as_json)
+    assert planned.said["r00"] == [("first", "damaged"), ("second", "cached")]
 
 
 def test_files_removed_by_hand_are_seen_and_the_index_is_written_afresh(tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ class _Foresight:
         self.lone_hashes = _lone_hashes(self.last_steps)
         self.fresh_hashes = cache.holding_nothing_of(self.lone_hashes)
         # by a step's calls (see sharing_key): what the index says of their entries
-        self.indexed_calls: dict[tuple[int, int], Callable[[str], tuple[object, ...] | None]] = {}
+        self.indexed_calls: dict[tuple[int, int], Callable[[str], tuple[object, ...]]] = {}
 
     def step(self, step: Step) -> tuple[Outlook, ...]:
         """What the calls of ``step`` would do, leaving its record as they would."""
@@ -116,7 +116,8 @@ class _Foresight:
                     if spec.cachers
                 ]
             )
-        return indexed(step.record.hash)
+        held = indexed(step.record.hash)
+        return None if None in held else held
 
 
 def _lone_hashes(records: Iterable[Record]) -> set[str]:

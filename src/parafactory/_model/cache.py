@@ -673,34 +673,24 @@ class ListedCache(Cache):
         if self.check_files:
             return None
         known = self.index.entries_of(self.prefix).get(stage, {}).get(record_hash)
-        if known is None:
-            return entry_index.ABSENT if self.index.complete else None
-        if isinstance(known, entry_index.Mark):
-            return None if known is entry_index.UNREAD else known
-        return known if known.files == files else None
+        return _deciding(known, files, self.index.complete)
 
     def indexed_entries(
         self, stages: list[tuple[str, str | None]]
-    ) -> Callable[[str], tuple[entry_index.Known, ...] | None]:
+    ) -> Callable[[str], tuple[entry_index.Known | None, ...]]:
         """A function of a record hash that says what :meth:`indexed` says of its entry of
-        each of ``stages`` (names with their files), or ``None`` if that does not decide
-        the lookup of one: made once for many records that look up the same stages."""
+        each of ``stages`` (names with their files): made once for many records that
+        look up the same stages."""
         if self.check_files:
-            return lambda record_hash: None
+            return lambda record_hash: (None,) * len(stages)
         entries = self.index.entries_of(self.prefix)
-        tables = [(entries.get(stage, {}), files) for stage, files in stages]
-        missing = entry_index.ABSENT if self.index.complete else None
+        tables = [(entries.setdefault(stage, {}), files) for stage, files in stages]
+        complete = self.index.complete
 
-        def indexed(record_hash: str) -> tuple[entry_index.Known, ...] | None:
-            found = []
-            for table, files in tables:
-                known = table.get(record_hash, missing)
-                if known is None or known is entry_index.UNREAD:
-                    return None
-                if isinstance(known, entry_index.IndexedEntry) and known.files != files:
-                    return None
-                found.append(known)
-            return tuple(found)
+        def indexed(record_hash: str) -> tuple[entry_index.Known | None, ...]:
+            return tuple(
+                _deciding(table.get(record_hash), files, complete) for table, files in tables
+            )
 
         return indexed
 
@@ -772,6 +762,20 @@ class ListedCache(Cache):
 
 
 _NOTHING_STORED = Miss("new")
+
+
+def _deciding(
+    known: entry_index.Known | None, files: str | None, complete: bool
+) -> entry_index.Known | None:
+    """What an index (``complete`` or not) that knows ``known`` of an entry says of it, if
+    that decides its lookup, the entry's files being named ``files``; else ``None``."""
+    if known is None:
+        return entry_index.ABSENT if complete else None
+    if known is entry_index.UNREAD:
+        return None
+    if isinstance(known, entry_index.IndexedEntry) and known.files != files:
+        return None
+    return known
 
 
 def _holds_entries(directory: Path) -> bool:
