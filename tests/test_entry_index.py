@@ -132,10 +132,9 @@ def index_lines(tmp_path) -> list[str]:
     return (cache_dir_of(tmp_path) / INDEX_FILE).read_text().splitlines()
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_a_run_keeps_the_index_and_the_plan_reads_no_entry(tmp_path, monkeypatch, n_jobs):
+def test_a_run_keeps_the_index_and_the_plan_reads_no_entry(tmp_path, monkeypatch, backend):
     param_sets = sweep(tmp_path / "markers", 8)
-    manager_for(tmp_path).run(experiment, param_sets, n_jobs=n_jobs, progress=False)
+    manager_for(tmp_path).run(experiment, param_sets, progress=False, **backend)
 
     kinds = [line.split("\t")[0] for line in index_lines(tmp_path)[1:]]
     assert kinds[0] == "B" and kinds.count("G") == 2  # folded at the run's end: a line a stage

@@ -339,15 +339,16 @@ def _send_log(topic: str, step_id: int, record: logging.LogRecord) -> None:
 
 
 def _visible_marker(setup: WorkerSetup) -> Path | None:
-    """A file made in the cache directory for this run, which a worker must see: if it
-    cannot, it does not share this machine's files, and its cache would be its own. In a
-    cache this process may not write to, the directory itself."""
+    """A file made in the cache's staging folder for this run, which a worker must see: if
+    it cannot, it does not share this machine's files, and its cache would be its own. In
+    a cache this process may not write to, the directory itself."""
     if setup.cache is None:
         return None
     directory = setup.cache.directory
-    marker = directory / f".parafactory-visible.{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        folder = setup.cache.staging_folder()
+        marker = folder / f".parafactory-visible.{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
         marker.touch()
     except OSError:  # read-only: the directory must be seen at least
         return directory

@@ -430,7 +430,7 @@ class Cache:
         one writer's files and the metadata that describes them.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        staging = self._staging()
+        staging = self.staging_folder()
         meta_path = self._meta_path(entry)
         in_state, stamps = {}, {}
         cachers = dict(zip(entry.outputs, entry.cachers, strict=True))
@@ -458,9 +458,10 @@ class Cache:
                     os.replace(temporary, path)
         return in_state
 
-    def _staging(self) -> Path:
+    def staging_folder(self) -> Path:
         """The folder in the cache directory where files are written before they are
-        renamed into place (made if missing, as every change here, under the lock)."""
+        renamed into place (made if missing, as every change here, under the lock): files
+        made and removed there leave the directory itself as it was."""
         staging = self.directory / STAGING_DIR
         if not staging.is_dir():
             with self._changing():
@@ -484,7 +485,7 @@ class Cache:
         self, entry: Entry, stamps: dict[str, Stamp], upstream: str, provenance: str
     ) -> None:
         indexed = self._indexed(entry, upstream, provenance, stamps)
-        staging = self._staging()
+        staging = self.staging_folder()
         with self._changing(indexed), _atomic(self._meta_path(entry), staging) as temporary:
             temporary.write_text(json.dumps(_meta(entry, stamps, upstream, provenance)), "utf-8")
 
@@ -575,7 +576,7 @@ class Cache:
             return  # nothing new: a rerun, or a read-only cache, writes nothing
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            staging = self._staging()
+            staging = self.staging_folder()
             with self._changing():  # concurrent runs add to it, never lose entries
                 try:
                     registry = json.loads(path.read_text(encoding="utf-8"))
