@@ -101,14 +101,16 @@ def experiment_writing_models(param_sets, manager):
 class Plan:
     """What ``parafactory plan`` says of each record, and how many entries it read."""
 
-    def __init__(self, tmp_path, monkeypatch, param_sets, body=experiment, check_files=False):
+    def __init__(
+        self, tmp_path, monkeypatch, param_sets, body=experiment, check_files=False, name="cached"
+    ):
         reads = []
         real = cache_module._small_file_bytes
         with monkeypatch.context() as patch:
             patch.setattr(
                 cache_module, "_small_file_bytes", lambda path: reads.append(path) or real(path)
             )
-            manager = manager_for(tmp_path, dry=True)
+            manager = manager_for(tmp_path, name, dry=True)
             cache = ListedCache.of(manager.cache_settings(), check_files=check_files)
             found = preview.foresee_plan(manager.plan(body, param_sets), cache)
             cache.keep_index()
@@ -121,10 +123,11 @@ class Plan:
         return {verdict for calls in self.said.values() for _, verdict in calls}
 
 
-def plans_agree(tmp_path, monkeypatch, param_sets, body=experiment) -> Plan:
+def plans_agree(tmp_path, monkeypatch, param_sets, body=experiment, name="cached") -> Plan:
     """The plan as ``parafactory plan`` makes it, checked against reading every entry."""
-    planned = Plan(tmp_path, monkeypatch, param_sets, body)
-    assert planned.said == Plan(tmp_path, monkeypatch, param_sets, body, check_files=True).said
+    planned = Plan(tmp_path, monkeypatch, param_sets, body, name=name)
+    checked = Plan(tmp_path, monkeypatch, param_sets, body, check_files=True, name=name)
+    assert planned.said == checked.said
     return planned
 
 
@@ -142,6 +145,30 @@ def test_a_run_keeps_the_index_and_the_plan_reads_no_entry(tmp_path, monkeypatch
     planned = plans_agree(tmp_path, monkeypatch, param_sets)
     assert planned.reads == 0
     assert planned.verdicts() == {"cached"}
+
+
+def test_experiments_sharing_a_cache_directory_are_each_judged_from_the_index(
+    tmp_path, monkeypatch
+):
+    param_sets = sweep(tmp_path / "markers", 4)
+    manager_for(tmp_path, "one").run(experiment, param_sets[:2], n_jobs=1, progress=False)
+    manager_for(tmp_path, "two").run(experiment, param_sets[1:3], n_jobs=2, progress=False)
+
+    one = plans_agree(tmp_path, monkeypatch, param_sets, name="one")
+    two = plans_agree(tmp_path, monkeypatch, param_sets, name="two")
+    assert one.reads == two.reads == 0
+    assert [one.said[name][0][1] for name in ("r00", "r01", "r02", "r03")] == [
+        "cached",
+        "cached",
+        "new",
+        "new",
+    ]
+    assert [two.said[name][0][1] for name in ("r00", "r01", "r02", "r03")] == [
+        "new",
+        "cached",
+        "cached",
+        "new",
+    ]
 
 
 def test_an_edited_stage_is_judged_from_the_index(tmp_path, monkeypatch):
