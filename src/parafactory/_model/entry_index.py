@@ -111,10 +111,6 @@ class EntryIndex:
         """The entries of cache files named with ``prefix``, by stage, for more to be added."""
         return self.entries.setdefault(prefix, {})
 
-    def size(self) -> int:
-        """How many entries it holds (those it knows are not there included)."""
-        return sum(len(hashes) for stages in self.entries.values() for hashes in stages.values())
-
     def hashes_of(self, prefix: str) -> frozenset[str] | None:
         """The record hashes with files named with ``prefix``, or ``None`` if unknown."""
         if not self.complete and prefix not in self.listed:
