@@ -581,6 +581,7 @@ def test_ctrl_c_exits_130_keeping_what_finished_and_a_rerun_computes_the_rest(pr
     verdicts = plan_lines(project, "sweep", "-p", "more")
     cached = [name for name, lines in verdicts.items() if "grow load from cache" in lines]
     assert sorted(cached) == sorted(kept)
+    assert plan_lines(project, "sweep", "-p", "more", "--check-files") == verdicts
 
     rerun = parafactory_command(project, "run", "sweep", "-p", "more", "-j", "2")
     assert rerun.returncode == 0, rerun.stderr
