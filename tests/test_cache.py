@@ -272,6 +272,37 @@ def pair_experiment(param_sets, manager):
     sum_a(Record(manager, Sweep(name="own", value=99)), records[:2])
 
 
+class KeptElsewhere(PickleCacher):
+    """Keeps its files outside the cache directory, and notes where it was told to write."""
+
+    written_in: list[Path] = []
+
+    def path(self, directory, prefix, record_hash, stage, output):
+        return directory.parent / "elsewhere" / f"{prefix}_{record_hash}_{stage}_{output}.pkl"
+
+    def save(self, obj, path):
+        KeptElsewhere.written_in.append(Path(path).parent)
+        super().save(obj, path)
+
+
+def test_a_file_kept_outside_the_cache_directory_is_written_beside_itself(tmp_path):
+    """Renamed into place from where it was written, it must be written on its own
+    filesystem: beside itself, not in the cache's staging folder."""
+    elsewhere = cache_dir_of(tmp_path).parent / "elsewhere"
+    elsewhere.mkdir(parents=True)
+
+    @stage(outputs=["kept"], cachers=[KeptElsewhere()])
+    def keep_elsewhere(record):
+        return record.params.value
+
+    record = keep_elsewhere(Record(manager_for(tmp_path), Sweep(name="p", value=3)))
+    assert KeptElsewhere.written_in == [elsewhere]
+    assert [p.name for p in elsewhere.iterdir()] == [
+        f"cached_{parameter_set_hash(Sweep(name='p', value=3))}_keep_elsewhere_kept.pkl"
+    ]
+    assert record.state["kept"] == 3
+
+
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_cache_file_names(tmp_path, n_jobs):
     params = [Sweep(name=f"p{i}", value=i) for i in range(3)]

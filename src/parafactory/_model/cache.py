@@ -440,7 +440,9 @@ class Cache:
             for output, value in values.items():
                 cacher = cachers.get(output) or extras[output]
                 path = self._path(entry, output, cacher)
-                temporary = cleanup.enter_context(_temporary_in(staging, path))
+                temporary = cleanup.enter_context(
+                    _temporary_in(self._staging_for(path, staging), path)
+                )
                 cacher.save(value, temporary)
                 stamp = stamps[output] = _stamp_of(temporary)  # a rename keeps the time
                 renames.append((temporary, path))
@@ -457,6 +459,12 @@ class Cache:
                         path.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(temporary, path)
         return in_state
+
+    def _staging_for(self, path: Path, staging: Path) -> Path:
+        """Where ``path`` is written before it is renamed into place: the staging folder
+        for a file in the cache directory (or a folder of it), beside the file for one a
+        cacher keeps elsewhere (a rename cannot cross filesystems)."""
+        return staging if path.is_relative_to(self.directory) else path.parent
 
     def staging_folder(self) -> Path:
         """The folder in the cache directory where files are written before they are
