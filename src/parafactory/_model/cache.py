@@ -531,10 +531,9 @@ class Cache:
         if not (self.directory / entry_index.INDEX_FILE).exists():
             return
         with contextlib.suppress(OSError), self._locked():
-            mtime = entry_index.directory_time(self.directory)
-            index = entry_index.read(self.directory, mtime) if mtime is not None else None
-            if mtime is not None and index is not None and index.worth_rewriting():
-                self._write_index(entry_index.text_of(index), mtime)
+            index = entry_index.read(self.directory, entry_index.directory_time(self.directory))
+            if index is not None and index.worth_rewriting():
+                self._write_index(entry_index.text_of(index), index.mtime)
 
     def _write_index(self, text: str, mtime: str) -> None:
         """Put ``text``, an index of the directory as it is at ``mtime`` (its time now),
@@ -655,7 +654,7 @@ class ListedCache(Cache):
         records have none), so that files changed in place since they were written, which
         leave the index valid, are foreseen as damaged too."""
         mtime = entry_index.directory_time(cache.directory)
-        index = entry_index.read(cache.directory, mtime) if mtime is not None else None
+        index = entry_index.read(cache.directory, mtime)
         if index is None:  # none, or another hand changed the directory since
             index = entry_index.EntryIndex(mtime or "", False, {}, {}, changed=True)
         hashes = index.hashes_of(cache.prefix)

@@ -138,8 +138,11 @@ def directory_time(directory: Path) -> str | None:
         return None
 
 
-def read(directory: Path, mtime: str) -> EntryIndex | None:
-    """The directory's index if it accounts for every change up to ``mtime``, else ``None``."""
+def read(directory: Path, mtime: str | None) -> EntryIndex | None:
+    """The directory's index if it accounts for every change up to ``mtime``, else ``None``
+    (also when ``mtime`` is: there is no directory)."""
+    if mtime is None:
+        return None
     try:
         text = (directory / INDEX_FILE).read_text(encoding="utf-8")
     except (OSError, ValueError):
