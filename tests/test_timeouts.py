@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ from fault_stages import (
     started_pids,
 )
 from parafactory import StageFailedError, StageTimeoutError, stage
+from parafactory._model.time_limits import call_with_time_limit
 
 # pytest-timeout's default method takes SIGALRM for itself; parafactory then leaves it
 # alone and cannot break a time.sleep in-process. The thread method leaves it free, as
@@ -314,3 +318,72 @@ def test_in_process_a_users_own_alarm_is_left_alone(manager, tmp_path):
     assert 50 < remaining <= 100, "the user's timer was changed"
     assert handler is users_handler
     assert calls == []
+
+
+def _busy(seconds: float) -> float:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+@pytest.mark.parametrize("where", ["main thread", "other threads"])
+def test_a_limit_running_out_as_its_stage_ends_is_a_timeout_or_nothing(where):
+    """Thousands of 50 µs limits around bodies of 0 to 1.5 times as long, with Python
+    switching threads every 10 µs: the limit often arrives in parafactory's own code just
+    before or after the stage. Each call ends in its value or StageTimeoutError, never in
+    another exception, and nothing is raised after the call returned."""
+    limit = 50e-6
+    outcomes = {"value": 0, "timeout": 0}
+    others: list[BaseException] = []
+
+    def calls(count: int) -> None:
+        for i in range(count):
+            try:
+                try:
+                    seconds = limit * (i % 4) / 2
+                    assert call_with_time_limit(limit, "r", "near", _busy, seconds) == seconds
+                    outcomes["value"] += 1
+                except StageTimeoutError:
+                    outcomes["timeout"] += 1
+                _busy(2 * limit)  # where a stray exception would arrive
+            except BaseException as error:  # noqa: BLE001 - the test's point
+                others.append(error)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(10e-6)
+    try:
+        if where == "main thread":
+            calls(4000)
+        else:
+            threads = [threading.Thread(target=calls, args=(2500,)) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert others == []
+    assert outcomes["value"] > 0 and outcomes["timeout"] > 0, outcomes
+
+
+@pytest.mark.parametrize("where", ["main thread", "other thread"])
+def test_a_limited_stage_inside_another_is_stopped_by_its_own_limit(where):
+    """Each limit stops the call it was set on: the inner call's error names the inner
+    limit when that runs out first, and the outer's when the outer runs out first."""
+
+    def outer(inner_limit: float) -> None:
+        call_with_time_limit(inner_limit, "r", "inner", _busy, 30)
+
+    def stopped_by(outer_limit: float, inner_limit: float) -> tuple[str, float]:
+        with pytest.raises(StageTimeoutError) as stopped:
+            call_with_time_limit(outer_limit, "r", "outer", outer, inner_limit)
+        return stopped.value.stage_name, stopped.value.limit
+
+    cases = [(2.0, 0.1), (0.1, 2.0)]
+    if where == "main thread":
+        found = [stopped_by(*case) for case in cases]
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            found = [pool.submit(stopped_by, *case).result() for case in cases]
+    assert found == [("inner", 0.1), ("outer", 0.1)]

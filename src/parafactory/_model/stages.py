@@ -44,7 +44,7 @@ from .code_origin import CodeOrigin, origin_of, restore
 from .parameters import combined_hash
 from .records import OutputOf, Record, State
 from .reportables import CACHED_REPORTABLES, REPORTABLES, forget, replace
-from .time_limits import effective_limit, time_limit
+from .time_limits import call_with_time_limit, effective_limit
 
 logger = logging.getLogger("parafactory")
 
@@ -358,8 +358,9 @@ def _invoke(
     try:
         if limit is None:
             return spec.function(*leading, *args, **inputs, **kwargs)
-        with time_limit(limit, record.name, spec.name):
-            return spec.function(*leading, *args, **inputs, **kwargs)
+        return call_with_time_limit(
+            limit, record.name, spec.name, spec.function, *leading, *args, **inputs, **kwargs
+        )
     finally:
         record._running = outer  # a stage may call another on its record
 
